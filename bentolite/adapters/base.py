@@ -1,0 +1,228 @@
+"""The adapter contract: every conversion between the outside world and a user function.
+
+An adapter (an API's input type) owns four conversions, so that a prediction behaves the same
+whether it arrives as a direct Python call, an HTTP request or a Clipper batch:
+
+* ``from_direct(value)``: the argument of ``svc.predict(value)`` -> what the user function gets;
+* ``from_http(request)`` / ``to_http(result, payload)``: one HTTP request and its response;
+* ``merge(payloads)`` / ``split(result, sizes)``: how concurrent requests form one batch;
+* ``from_clipper(frames)`` / ``to_clipper(result, n)``: a Clipper RPC batch (Clipper adapters);
+
+plus its OpenAPI schema (``openapi_request``/``openapi_response``) and its record in
+bentolite.yaml (``to_spec``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import attrs
+
+from bentolite.exceptions import BadInput, InferenceError, UnsupportedMediaType
+
+
+@attrs.frozen
+class HttpRequest:
+    """The parts of an HTTP request an adapter reads.
+
+    ``media_type`` is the lower-cased content type without parameters (``"application/json"``);
+    ``params`` holds its parameters (``charset``, ``boundary``).
+    """
+
+    body: bytes
+    media_type: str = ""
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_content_type(cls, body: bytes, content_type: str | None, **kw: Any) -> HttpRequest:
+        """Build a request from a raw ``Content-Type`` header value."""
+        media_type, params = parse_content_type(content_type or "")
+        return cls(body=body, media_type=media_type, params=params, **kw)
+
+
+@attrs.frozen
+class HttpResponse:
+    """What an adapter renders for one request."""
+
+    body: bytes
+    status: int = 200
+    media_type: str = "application/json"
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``'text/csv; charset=utf-8'`` into ``('text/csv', {'charset': 'utf-8'})``."""
+    media_type, _, rest = value.partition(";")
+    params = {}
+    for part in rest.split(";"):
+        key, sep, val = part.strip().partition("=")
+        if sep:
+            params[key.strip().lower()] = val.strip().strip('"')
+    return media_type.strip().lower(), params
+
+
+def jsonable(obj: Any) -> Any:
+    """Turn numpy/pandas values into plain JSON-compatible Python values."""
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", errors="replace")
+    module = type(obj).__module__
+    if module.startswith("numpy"):
+        return jsonable(obj.tolist()) if hasattr(obj, "tolist") else obj.item()
+    if module.startswith("pandas"):
+        import pandas as pd
+
+        if isinstance(obj, pd.DataFrame):
+            return jsonable(obj.to_dict(orient="records"))
+        if isinstance(obj, (pd.Series, pd.Index)):
+            return jsonable(obj.tolist())
+        if obj is pd.NA or obj is pd.NaT:
+            return None
+    if hasattr(obj, "tolist"):
+        return jsonable(obj.tolist())
+    if hasattr(obj, "__iter__"):
+        return [jsonable(v) for v in obj]
+    raise InferenceError(f"result of type {type(obj).__name__} cannot be rendered as JSON")
+
+
+def json_dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON of ``jsonable(obj)``."""
+    return json.dumps(jsonable(obj), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def load_json_body(request: HttpRequest) -> Any:
+    """Parse a JSON body or raise :class:`BadInput` naming the problem."""
+    if not request.body.strip():
+        raise BadInput("request body is empty; expected JSON")
+    try:
+        return json.loads(request.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput("request body is not valid JSON", detail=str(exc)) from exc
+
+
+def result_length(result: Any) -> int:
+    """Length of a batch result, or -1 when it has none (a scalar)."""
+    if hasattr(result, "shape") and getattr(result, "shape", None) is not None:
+        shape = result.shape
+        return shape[0] if len(shape) else -1
+    try:
+        return len(result)
+    except TypeError:
+        return -1
+
+
+def check_result_length(result: Any, expected: int) -> None:
+    """Raise :class:`InferenceError` unless a batch result has one row per input."""
+    got = result_length(result)
+    if got != expected:
+        raise InferenceError(
+            f"the API returned {got if got >= 0 else 'a scalar'} result(s) for a batch of "
+            f"{expected} input(s); return one result per input"
+        )
+
+
+def split_rows(result: Any, sizes: list[int]) -> list[Any]:
+    """Split a list, array, Series or DataFrame into consecutive runs of ``sizes`` rows."""
+    check_result_length(result, sum(sizes))
+    rows = result.iloc if hasattr(result, "iloc") else result
+    out, start = [], 0
+    for size in sizes:
+        out.append(rows[start : start + size])
+        start += size
+    return out
+
+
+class Adapter:
+    """Base of every input type. Subclasses override what differs from these defaults.
+
+    By default one request is one batch item: ``merge`` makes a list of payloads and ``split``
+    hands item ``i`` of the result back to request ``i``.
+    """
+
+    #: whether concurrent requests can be merged into one call (``@api(batch=True)``)
+    batchable: bool = True
+    #: Clipper input type ("bytes", "ints", "floats", "doubles", "strings") or None
+    clipper_input_type: str | None = None
+    #: media types ``from_http`` accepts; ``*`` suffix matches a family (``image/*``)
+    accepts: Sequence[str] = ("application/json",)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options, recorded in bentolite.yaml and shown in OpenAPI."""
+        return {}
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.name}
+        if self.options():
+            spec["options"] = self.options()
+        if self.clipper_input_type:
+            spec["clipper_input_type"] = self.clipper_input_type
+        return spec
+
+    # --- direct call -------------------------------------------------------------------------
+    def from_direct(self, value: Any) -> Any:
+        """Convert the argument of a direct call ``svc.api(value)``."""
+        return value
+
+    # --- HTTP --------------------------------------------------------------------------------
+    def check_media_type(self, request: HttpRequest) -> None:
+        """Raise :class:`UnsupportedMediaType` unless the request's type is accepted."""
+        media = request.media_type or self.accepts[0]
+        for accepted in self.accepts:
+            if accepted.endswith("/*") and media.startswith(accepted[:-1]):
+                return
+            if media == accepted:
+                return
+        raise UnsupportedMediaType(
+            f"{self.name} does not accept content type {request.media_type!r}; "
+            f"send one of: {', '.join(self.accepts)}"
+        )
+
+    def from_http(self, request: HttpRequest) -> Any:
+        """Parse one request into the payload the user function (or ``merge``) gets."""
+        self.check_media_type(request)
+        return load_json_body(request)
+
+    def to_http(self, result: Any, payload: Any) -> HttpResponse:
+        """Render the user function's result for the request whose payload was ``payload``."""
+        return HttpResponse(json_dumps(result))
+
+    # --- batching ----------------------------------------------------------------------------
+    def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
+        """Merge request payloads into one batch; returns the batch and each request's size."""
+        return list(payloads), [1] * len(payloads)
+
+    def split(self, result: Any, sizes: list[int]) -> list[Any]:
+        """Split a batch result back into one result per request (item ``i`` to request ``i``)."""
+        check_result_length(result, sum(sizes))
+        rows = result.iloc if hasattr(result, "iloc") else result
+        return [rows[i] for i in range(len(sizes))]
+
+    # --- Clipper -----------------------------------------------------------------------------
+    def from_clipper(self, frames: list[bytes]) -> list[Any]:
+        raise BadInput(f"{self.name} is not a Clipper input type; use a Clipper* adapter")
+
+    def to_clipper(self, result: Any, n: int) -> list[str]:
+        raise BadInput(f"{self.name} is not a Clipper input type; use a Clipper* adapter")
+
+    # --- OpenAPI -----------------------------------------------------------------------------
+    def openapi_request(self) -> dict[str, Any]:
+        """OpenAPI ``requestBody.content`` mapping."""
+        return {"application/json": {"schema": {}}}
+
+    def openapi_response(self) -> dict[str, Any]:
+        """OpenAPI ``responses['200'].content`` mapping."""
+        return {"application/json": {"schema": {}}}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{self.name}({opts})"

@@ -1,0 +1,304 @@
+"""The five Clipper input types, one adapter each.
+
+Clipper hands a model container a batch of inputs of one type. The user function always gets a
+list (one element per input) of:
+
+=====================  ==============  =============================================
+adapter                Clipper type    element given to the function
+=====================  ==============  =============================================
+``ClipperBytesInput``    ``bytes``       ``bytes``
+``ClipperIntsInput``     ``ints``        1-D ``numpy.ndarray`` of ``int32``
+``ClipperFloatsInput``   ``floats``      1-D ``numpy.ndarray`` of ``float32``
+``ClipperDoublesInput``  ``doubles``     1-D ``numpy.ndarray`` of ``float64``
+``ClipperStringsInput``  ``strings``     ``str`` (UTF-8 decoded)
+=====================  ==============  =============================================
+
+and returns one result per input. Each result becomes exactly one string: a ``str`` as it is,
+anything else as JSON text, so Clipper's query frontend nests it as a JSON value.
+
+Over HTTP these adapters speak the body of Clipper's query frontend: ``{"input": X}`` or
+``{"input_batch": [X, ...]}`` in, ``{"query_id", "output", "default"}`` (or
+``{"batch_predictions": [...]}`` for more than one input) out. X is a JSON number array for the
+numeric types, a JSON string for strings and a base64 string for bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+from typing import Any
+
+from bentolite.adapters.base import (
+    Adapter,
+    HttpRequest,
+    HttpResponse,
+    check_result_length,
+    jsonable,
+    load_json_body,
+    split_rows,
+)
+from bentolite.exceptions import BadInput
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+class ClipperInput(Adapter):
+    """Common behaviour of the Clipper adapters; use one of the five subclasses."""
+
+    accepts = ("application/json",)
+    #: numpy dtype of each element on the wire (little-endian), or None for bytes/strings
+    wire_dtype: str | None = None
+    _query_ids = itertools.count()
+
+    # --- one input ---------------------------------------------------------------------------
+    def convert(self, value: Any) -> Any:
+        """One input given in Python (a direct call) -> the element the function gets."""
+        import numpy as np
+
+        try:
+            arr = np.asarray(value, dtype=self.wire_dtype)
+        except (TypeError, ValueError) as exc:
+            raise BadInput(
+                f"{self.name} input cannot be read as {self.wire_dtype} numbers", detail=str(exc)
+            ) from exc
+        if arr.ndim != 1:
+            raise BadInput(
+                f"{self.name} inputs are 1-D number arrays; got an input of shape {list(arr.shape)}"
+            )
+        return arr
+
+    def convert_json(self, value: Any) -> Any:
+        """One input from a JSON query body -> the element the function gets."""
+        if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise BadInput(
+                f"{self.name} input must be a JSON array of numbers, got {json.dumps(value)[:80]}"
+            )
+        return self.convert(value)
+
+    def decode_frame(self, frame: bytes) -> Any:
+        import numpy as np
+
+        itemsize = np.dtype(self.wire_dtype).itemsize
+        if len(frame) % itemsize:
+            raise BadInput(
+                f"{self.clipper_input_type} input of {len(frame)} bytes is not a whole number of "
+                f"{itemsize}-byte values"
+            )
+        return np.frombuffer(frame, dtype=self.wire_dtype)
+
+    def encode_input(self, value: Any) -> bytes:
+        """One input -> its bytes on Clipper's wire (used by clients and tests)."""
+        return self.convert(value).tobytes()
+
+    # --- adapter contract --------------------------------------------------------------------
+    def from_direct(self, value: Any) -> list[Any]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise BadInput(
+                f"{self.name} takes a list of inputs (one per prediction), got "
+                f"{type(value).__name__}; e.g. svc.api([x])"
+            )
+        return [self.convert(v) for v in value]
+
+    def from_http(self, request: HttpRequest) -> list[Any]:
+        self.check_media_type(request)
+        body = load_json_body(request)
+        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
+            raise BadInput('query body must be a JSON object with "input" or "input_batch"')
+        if "input" in body:
+            return [self.convert_json(body["input"])]
+        batch = body["input_batch"]
+        if not isinstance(batch, list) or not batch:
+            raise BadInput('"input_batch" must be a non-empty JSON array of inputs')
+        return [self.convert_json(v) for v in batch]
+
+    def to_http(self, result: Any, payload: Any) -> HttpResponse:
+        outputs = self.to_clipper(result, len(payload))
+        predictions = [
+            {"query_id": next(self._query_ids), "output": _parse_output(o), "default": False}
+            for o in outputs
+        ]
+        body = predictions[0] if len(predictions) == 1 else {"batch_predictions": predictions}
+        return HttpResponse(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+
+    def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
+        return [x for p in payloads for x in p], [len(p) for p in payloads]
+
+    def split(self, result: Any, sizes: list[int]) -> list[Any]:
+        return split_rows(result, sizes)
+
+    def from_clipper(self, frames: list[bytes]) -> list[Any]:
+        return [self.decode_frame(f) for f in frames]
+
+    def to_clipper(self, result: Any, n: int) -> list[str]:
+        check_result_length(result, n)
+        return [_output_text(item) for item in result]
+
+    def openapi_request(self) -> dict[str, Any]:
+        item = self.openapi_item()
+        return {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "input": item,
+                        "input_batch": {"type": "array", "items": item},
+                    },
+                    "description": 'Clipper query body: "input" or "input_batch"',
+                }
+            }
+        }
+
+    def openapi_item(self) -> dict[str, Any]:
+        kind = "integer" if self.clipper_input_type == "ints" else "number"
+        return {"type": "array", "items": {"type": kind}}
+
+    def openapi_response(self) -> dict[str, Any]:
+        prediction = {
+            "type": "object",
+            "properties": {
+                "query_id": {"type": "integer"},
+                "output": {},
+                "default": {"type": "boolean"},
+            },
+        }
+        return {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        prediction,
+                        {
+                            "type": "object",
+                            "properties": {
+                                "batch_predictions": {"type": "array", "items": prediction}
+                            },
+                        },
+                    ]
+                }
+            }
+        }
+
+
+def _output_text(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    return json.dumps(jsonable(item), separators=(",", ":"), ensure_ascii=False)
+
+
+def _parse_output(text: str) -> Any:
+    """Clipper's query frontend nests an output that is valid JSON, else returns it as a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class ClipperIntsInput(ClipperInput):
+    """Clipper ``ints``: each input is a 1-D ``int32`` array."""
+
+    clipper_input_type = "ints"
+    wire_dtype = "<i4"
+
+    def convert_json(self, value: Any) -> Any:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise BadInput(
+                f"ClipperIntsInput input must be a JSON array of integers, "
+                f"got {json.dumps(value)[:80]}"
+            )
+        if any(not _INT32_MIN <= v <= _INT32_MAX for v in value):
+            raise BadInput("ClipperIntsInput values must fit in 32-bit signed integers")
+        return self.convert(value)
+
+
+class ClipperFloatsInput(ClipperInput):
+    """Clipper ``floats``: each input is a 1-D ``float32`` array."""
+
+    clipper_input_type = "floats"
+    wire_dtype = "<f4"
+
+
+class ClipperDoublesInput(ClipperInput):
+    """Clipper ``doubles``: each input is a 1-D ``float64`` array."""
+
+    clipper_input_type = "doubles"
+    wire_dtype = "<f8"
+
+
+class ClipperBytesInput(ClipperInput):
+    """Clipper ``bytes``: each input is ``bytes`` (base64 in JSON query bodies)."""
+
+    clipper_input_type = "bytes"
+
+    def convert(self, value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if hasattr(value, "tobytes"):
+            return value.tobytes()
+        raise BadInput(f"ClipperBytesInput inputs are bytes, got {type(value).__name__}")
+
+    def convert_json(self, value: Any) -> bytes:
+        if not isinstance(value, str):
+            raise BadInput("ClipperBytesInput input must be a base64 JSON string")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadInput("ClipperBytesInput input is not valid base64", detail=str(exc)) from exc
+
+    def decode_frame(self, frame: bytes) -> bytes:
+        return bytes(frame)
+
+    def encode_input(self, value: Any) -> bytes:
+        return self.convert(value)
+
+    def openapi_item(self) -> dict[str, Any]:
+        return {"type": "string", "format": "byte"}
+
+
+class ClipperStringsInput(ClipperInput):
+    """Clipper ``strings``: each input is a ``str`` (UTF-8 on the wire)."""
+
+    clipper_input_type = "strings"
+
+    def convert(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (bytes, bytearray)):
+            return self.decode_frame(bytes(value))
+        raise BadInput(f"ClipperStringsInput inputs are strings, got {type(value).__name__}")
+
+    def convert_json(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise BadInput("ClipperStringsInput input must be a JSON string")
+        return value
+
+    def decode_frame(self, frame: bytes) -> str:
+        try:
+            return bytes(frame).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput("strings input is not valid UTF-8", detail=str(exc)) from exc
+
+    def encode_input(self, value: Any) -> bytes:
+        return self.convert(value).encode("utf-8")
+
+    def openapi_item(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+
+#: Clipper input type name -> adapter class
+BY_INPUT_TYPE: dict[str, type[ClipperInput]] = {
+    c.clipper_input_type: c  # type: ignore[misc]
+    for c in (
+        ClipperBytesInput,
+        ClipperIntsInput,
+        ClipperFloatsInput,
+        ClipperDoublesInput,
+        ClipperStringsInput,
+    )
+}

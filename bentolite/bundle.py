@@ -1,0 +1,214 @@
+"""Write a service to a bundle directory, and load a service back from one.
+
+A bundle is self-contained::
+
+    bentolite.yaml          name, version, APIs, artifacts, env (see bundle_meta.py)
+    src/                    the service module (or its package) and included files
+    artifacts/              one file per artifact
+    env/requirements.txt    Python requirements, pinned at save time
+    env/wheels/             a wheel of the bentolite that saved the bundle
+    env/setup.sh            optional setup script run while building an image
+    Dockerfile              builds an HTTP server image with the bundle as context
+    README.md
+
+Saving is atomic: everything is written to a temporary directory next to the target and renamed
+into place, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import platform
+import secrets
+import shutil
+import sys
+import types
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import bentolite
+from bentolite import requirements, store
+from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
+from bentolite.exceptions import BentoliteError, BundleError, ServiceError
+from bentolite.self_wheel import write_wheel
+from bentolite.service import Service
+
+SOURCE_ATTR = "__bentolite_source__"
+_SKIP_PARTS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
+
+
+def new_version(prefix: str = "") -> str:
+    """``<prefix>YYYYMMDDHHMMSS_XXXXXX``: UTC time plus 6 random hex digits."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{prefix}{stamp}_{secrets.token_hex(3).upper()}"
+
+
+def _source_files(cls: type) -> tuple[str, list[tuple[str, Path]]]:
+    """The service's module name and the files to copy into ``src/`` (relative name, path)."""
+    if SOURCE_ATTR in cls.__dict__:
+        src_dir, module = getattr(cls, SOURCE_ATTR)
+        return module, [(p.relative_to(src_dir).as_posix(), p) for p in _walk(src_dir)]
+    module_name = cls.__module__
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if not file:
+        raise ServiceError(
+            f"{cls.__name__} is not defined in a .py file (module {module_name!r}); "
+            "move the class into a module such as my_service.py so the bundle can import it"
+        )
+    path = Path(file).resolve()
+    if module_name == "__main__":
+        module_name = path.stem
+        if not module_name.isidentifier():
+            raise ServiceError(f"{path.name}: rename the file so its stem is a Python identifier")
+    top = module_name.split(".")[0]
+    if "." not in module_name:
+        return module_name, [(path.name, path)]
+    package_dir = Path(sys.modules[top].__file__).resolve().parent
+    return module_name, [
+        (f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in _walk(package_dir)
+    ]
+
+
+def _walk(directory: Path) -> Iterable[Path]:
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory).parts
+        if path.is_file() and not _SKIP_PARTS.intersection(rel) and path.suffix != ".pyc":
+            yield path
+
+
+def _copy_files(files: Iterable[tuple[str, Path]], destination: Path) -> None:
+    for rel, path in files:
+        target = destination / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def _env_record(service: Service, staging: Path, lock: bool) -> dict[str, object]:
+    env = service.env_spec()
+    env_dir = staging / "env"
+    env_dir.mkdir(parents=True)
+    lines = requirements.resolve(env.pip_packages, env.requirements_txt_file, lock=lock)
+    (env_dir / "requirements.txt").write_text("".join(f"{line}\n" for line in lines))
+    wheel = write_wheel(env_dir / "wheels")
+    setup_sh = None
+    if env.setup_sh:
+        script = Path(env.setup_sh)
+        text = script.read_text() if "\n" not in env.setup_sh and script.is_file() else env.setup_sh
+        (env_dir / "setup.sh").write_text(text)
+        setup_sh = "env/setup.sh"
+    return {
+        "python_version": env.python_version,
+        "pip_packages": list(env.pip_packages),
+        "requirements_txt": "env/requirements.txt",
+        "system_packages": list(env.system_packages),
+        "docker_base_image": env.docker_base_image,
+        "setup_sh": setup_sh,
+        "bentolite_wheel": wheel.relative_to(staging).as_posix(),
+    }
+
+
+def save_bundle(
+    service: Service,
+    *,
+    version: str | None = None,
+    target: Path | None = None,
+    labels: dict[str, str] | None = None,
+    description: str | None = None,
+    extra_files: Iterable[tuple[str, Path]] = (),
+    lock: bool = True,
+) -> Path:
+    """Write ``service`` as a bundle; returns the bundle directory.
+
+    With no ``target`` the bundle goes to the store under ``<name>/<version>``. ``extra_files``
+    are (path inside ``src/``, file) pairs copied next to the service module.
+    """
+    service.check_ready_to_save()
+    name = store.check_name(service.name)
+    version = store.check_version(version or new_version(service.version_prefix()))
+    destination = Path(target) if target is not None else store.bundle_dir(name, version)
+    if destination.exists():
+        raise BundleError(f"{destination} already exists; choose another version or directory")
+    module, files = _source_files(type(service))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.parent / f"{store.TEMP_PREFIX}{destination.name}-{secrets.token_hex(4)}"
+    try:
+        staging.mkdir()
+        _copy_files([*files, *extra_files], staging / "src")
+        artifact_files = service.artifacts.save(staging / "artifacts")
+        env = _env_record(service, staging, lock)
+        meta = BundleMeta(
+            name=name,
+            version=version,
+            created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            bentolite_version=bentolite.__version__,
+            python_version=platform.python_version(),
+            module=module,
+            service_class=type(service).__name__,
+            apis=tuple(ApiRecord(**spec.to_dict()) for spec in service.apis.values()),
+            artifacts=tuple(
+                ArtifactRecord(name=a.name, kind=a.kind, file=artifact_files[a.name], options=a.options())
+                for a in service.declared_artifacts()
+            ),
+            env=env,
+            labels=dict(labels or {}),
+            description=description if description is not None else (type(service).__doc__ or ""),
+        )
+        meta.write(staging)
+        _write_generated_files(meta, staging)
+        os.rename(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    service._name, service._version, service._bundle_path = name, version, destination
+    return destination
+
+
+def _write_generated_files(meta: BundleMeta, staging: Path) -> None:
+    from bentolite.dockerfile import render_dockerfile
+    from bentolite.templating import render
+
+    (staging / "Dockerfile").write_text(render_dockerfile(meta, target="http"))
+    (staging / "README.md").write_text(render("bundle_README.md.j2", meta=meta))
+
+
+def _import_service_class(src: Path, module: str, class_name: str) -> type[Service]:
+    """Import the service class from a bundle's ``src/`` under a name unique to that bundle,
+    so two versions of one service load side by side in one process."""
+    src = src.resolve()
+    package = f"_bentolite_bundle_{hashlib.sha1(str(src).encode()).hexdigest()[:12]}"
+    if package not in sys.modules:
+        namespace = types.ModuleType(package)
+        namespace.__path__ = [str(src)]  # type: ignore[attr-defined]
+        sys.modules[package] = namespace
+    if str(src) not in sys.path:
+        sys.path.insert(0, str(src))  # absolute imports of the service's sibling modules
+    try:
+        loaded = importlib.import_module(f"{package}.{module}")
+    except BentoliteError:
+        raise
+    except Exception as exc:  # any error in user code at import time
+        raise BundleError(
+            f"cannot import {module} from {src}: {type(exc).__name__}: {exc}"
+        ) from exc
+    cls = getattr(loaded, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Service)):
+        raise BundleError(f"{src}/{module}: no Service class named {class_name!r}")
+    if SOURCE_ATTR not in cls.__dict__:
+        setattr(cls, SOURCE_ATTR, (src, module))
+    return cls
+
+
+def load_bundle(path_or_tag: str | os.PathLike[str], *, load_artifacts: bool = True) -> Service:
+    """Load the service in a bundle directory or a store tag (artifacts loaded unless told not)."""
+    path = store.resolve(path_or_tag)
+    meta = BundleMeta.read(path)
+    cls = _import_service_class(path / "src", meta.module, meta.service_class)
+    service = cls()
+    service._name, service._version, service._bundle_path = meta.name, meta.version, path
+    if load_artifacts:
+        service.artifacts.load(path / "artifacts", {a.name: a.file for a in meta.artifacts})
+    return service

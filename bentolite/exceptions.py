@@ -1,0 +1,90 @@
+"""The one error hierarchy of bentolite.
+
+Every error a user can cause or act on is a :class:`BentoliteError`. Each subclass carries the
+CLI exit code and the HTTP status it maps to, so the CLI and the server translate errors in one
+place each.
+"""
+
+from __future__ import annotations
+
+
+class BentoliteError(Exception):
+    """Base of every bentolite error. The message says what is wrong and how to fix it."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidArgument(BentoliteError):
+    """A value given by the user (argument, option, decorator parameter) is not acceptable."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class ConfigError(InvalidArgument):
+    """A configuration file (bentofile.yaml, bentolite.yaml) or environment variable is invalid."""
+
+
+class NotFound(BentoliteError):
+    """A bundle, tag, API or file that was asked for does not exist."""
+
+    exit_code = 1
+    http_status = 404
+
+
+class ArtifactError(BentoliteError):
+    """An artifact could not be packed, saved or loaded."""
+
+
+class BundleError(BentoliteError):
+    """A bundle could not be written, read or imported."""
+
+
+class ServiceError(BentoliteError):
+    """A service class is defined incorrectly (wrong decorator use, missing API)."""
+
+    exit_code = 2
+
+
+class BadInput(BentoliteError):
+    """A prediction input is malformed or has the wrong type."""
+
+    http_status = 400
+
+
+class UnsupportedMediaType(BadInput):
+    """A request body has a content type the API's adapter does not accept."""
+
+    http_status = 415
+
+
+class PayloadTooLarge(BadInput):
+    """A request body is larger than the server accepts."""
+
+    http_status = 413
+
+
+class Overloaded(BentoliteError):
+    """The server cannot answer within its latency budget right now."""
+
+    http_status = 503
+
+
+class InferenceError(BentoliteError):
+    """The user's prediction function raised, or returned something its adapter cannot render."""
+
+    http_status = 500
+
+
+class BuildError(BentoliteError):
+    """A bundle build or an image build failed."""
+
+
+class DeployError(BentoliteError):
+    """Deploying to a Clipper cluster failed."""

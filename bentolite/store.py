@@ -1,0 +1,174 @@
+"""The local store of saved bundles: ``$BENTOLITE_HOME/bundles/<Name>/<version>``.
+
+``BENTOLITE_HOME`` defaults to ``~/bentolite``. A tag is ``Name:version``; ``Name:latest`` and a
+bare ``Name`` mean the newest bundle of that name (by creation time).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import attrs
+
+from bentolite.bundle_meta import META_FILE, BundleMeta
+from bentolite.exceptions import BundleError, InvalidArgument, NotFound
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: prefix of the temporary directories that make saves and imports atomic
+TEMP_PREFIX = ".tmp-"
+
+
+def home() -> Path:
+    """The store's root directory."""
+    return Path(os.environ.get("BENTOLITE_HOME") or "~/bentolite").expanduser()
+
+
+def bundles_root() -> Path:
+    return home() / "bundles"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidArgument(
+            f"bundle name {name!r} is not valid: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise InvalidArgument(
+            f"version {version!r} is not valid: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return version
+
+
+def bundle_dir(name: str, version: str) -> Path:
+    return bundles_root() / check_name(name) / check_version(version)
+
+
+@attrs.frozen
+class BundleInfo:
+    """A bundle in the store, described by its ``bentolite.yaml``."""
+
+    path: Path
+    meta: BundleMeta
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    @property
+    def tag(self) -> str:
+        return self.meta.tag
+
+    @property
+    def created_at(self) -> str:
+        return self.meta.created_at
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def to_dict(self) -> dict[str, object]:
+        """The stable, machine-readable description used by ``-o json``."""
+        return {
+            "tag": self.tag,
+            "name": self.name,
+            "version": self.version,
+            "created_at": self.created_at,
+            "path": str(self.path),
+            "size_bytes": self.size_bytes(),
+            "apis": [
+                {
+                    "name": a.name,
+                    "route": a.route,
+                    "input": a.adapter.get("type"),
+                    **({"clipper_input_type": a.clipper_input_type} if a.clipper_input_type else {}),
+                }
+                for a in self.meta.apis
+            ],
+            "labels": dict(self.meta.labels),
+            "description": self.meta.description,
+            "bentolite_version": self.meta.bentolite_version,
+            "python_version": self.meta.python_version,
+        }
+
+
+def parse_tag(tag: str) -> tuple[str, str | None]:
+    """``'Name:version'`` -> ``('Name', 'version')``; ``'Name'`` or ``'Name:latest'`` -> ``(Name, None)``."""
+    name, sep, version = tag.partition(":")
+    check_name(name)
+    if not sep or version == "latest":
+        return name, None
+    return name, check_version(version)
+
+
+def list_bundles(name: str | None = None) -> list[BundleInfo]:
+    """Bundles in the store (of one name, if given), oldest first within each name."""
+    root = bundles_root()
+    if name is not None:
+        names = [root / check_name(name)]
+    else:
+        names = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    found = []
+    for name_dir in names:
+        if not name_dir.is_dir():
+            continue
+        for version_dir in name_dir.iterdir():
+            if version_dir.name.startswith(TEMP_PREFIX) or not (version_dir / META_FILE).is_file():
+                continue
+            try:
+                found.append(BundleInfo(version_dir, BundleMeta.read(version_dir)))
+            except BundleError:
+                continue  # a damaged bundle must not hide the others; `get` reports it
+    return sorted(found, key=lambda b: (b.name, b.created_at, b.version))
+
+
+def latest(name: str) -> BundleInfo:
+    bundles = list_bundles(name)
+    if not bundles:
+        raise NotFound(f"no bundle named {name!r} in the store ({bundles_root()})")
+    return bundles[-1]
+
+
+def get(tag: str) -> BundleInfo:
+    """The bundle a tag names."""
+    name, version = parse_tag(tag)
+    if version is None:
+        return latest(name)
+    path = bundle_dir(name, version)
+    if not (path / META_FILE).is_file():
+        raise NotFound(f"no bundle {name}:{version} in the store ({bundles_root()})")
+    return BundleInfo(path, BundleMeta.read(path))
+
+
+def delete(tag: str) -> BundleInfo:
+    """Remove the bundle a tag names; returns what was removed."""
+    info = get(tag)
+    shutil.rmtree(info.path)
+    try:
+        info.path.parent.rmdir()
+    except OSError:
+        pass  # other versions remain
+    return info
+
+
+def resolve(path_or_tag: str | os.PathLike[str]) -> Path:
+    """A bundle directory from a path to one, or from a tag in the store."""
+    path = Path(path_or_tag)
+    if (path / META_FILE).is_file():
+        return path.resolve()
+    text = str(path_or_tag)
+    if os.sep in text or text.startswith("."):
+        raise NotFound(f"{text} is not a bundle directory ({META_FILE} not found)")
+    return get(text).path
