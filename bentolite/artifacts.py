@@ -19,8 +19,9 @@ import json
 import re
 import sys
 import types
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from bentolite.exceptions import ArtifactError, InvalidArgument, ServiceError
 
@@ -114,8 +115,7 @@ class JoblibArtifact(PickleArtifact):
             joblib.dump(obj, path)
         except Exception as exc:  # joblib wraps pickling errors in several types
             raise ArtifactError(
-                f"artifact {self.name!r}: {type(obj).__name__} object cannot be saved with "
-                f"joblib ({exc})"
+                f"artifact {self.name!r}: {type(obj).__name__} object cannot be saved with joblib ({exc})"
             ) from exc
 
     def load_file(self, path: Path) -> Any:
@@ -286,8 +286,7 @@ class ArtifactCollection:
                 raise
             except Exception as exc:  # a corrupt file or a missing library surfaces here
                 raise ArtifactError(
-                    f"artifact {name!r}: cannot load {path} as {artifact.kind}: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"artifact {name!r}: cannot load {path} as {artifact.kind}: {type(exc).__name__}: {exc}"
                 ) from exc
 
 
@@ -302,8 +301,7 @@ def declare(artifact_list: Iterable[Artifact]) -> Callable[[_C], _C]:
     for item in items:
         if not isinstance(item, Artifact):
             raise InvalidArgument(
-                f"@artifacts takes a list of Artifact objects such as PickleArtifact('model'), "
-                f"got {item!r}"
+                f"@artifacts takes a list of Artifact objects such as PickleArtifact('model'), got {item!r}"
             )
     names = [a.name for a in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -314,9 +312,7 @@ def declare(artifact_list: Iterable[Artifact]) -> Callable[[_C], _C]:
         from bentolite.service import Service
 
         if not (isinstance(cls, type) and issubclass(cls, Service)):
-            raise ServiceError(
-                f"@artifacts must decorate a subclass of bentolite.Service, not {cls!r}"
-            )
+            raise ServiceError(f"@artifacts must decorate a subclass of bentolite.Service, not {cls!r}")
         setattr(cls, ARTIFACTS_ATTR, tuple(items))
         return cls
 

@@ -25,9 +25,9 @@ import secrets
 import shutil
 import sys
 import types
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 import bentolite
 from bentolite import requirements, store
@@ -68,9 +68,7 @@ def _source_files(cls: type) -> tuple[str, list[tuple[str, Path]]]:
     if "." not in module_name:
         return module_name, [(path.name, path)]
     package_dir = Path(sys.modules[top].__file__).resolve().parent
-    return module_name, [
-        (f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in _walk(package_dir)
-    ]
+    return module_name, [(f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in _walk(package_dir)]
 
 
 def _walk(directory: Path) -> Iterable[Path]:
@@ -191,9 +189,7 @@ def _import_service_class(src: Path, module: str, class_name: str) -> type[Servi
     except BentoliteError:
         raise
     except Exception as exc:  # any error in user code at import time
-        raise BundleError(
-            f"cannot import {module} from {src}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise BundleError(f"cannot import {module} from {src}: {type(exc).__name__}: {exc}") from exc
     cls = getattr(loaded, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Service)):
         raise BundleError(f"{src}/{module}: no Service class named {class_name!r}")

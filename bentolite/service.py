@@ -12,8 +12,9 @@ import functools
 import inspect
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import attrs
 
@@ -97,9 +98,7 @@ def api(
     if isinstance(input, type) and issubclass(input, Adapter):
         raise InvalidArgument(f"@api(input={input.__name__}) needs an instance: {input.__name__}()")
     if not isinstance(input, Adapter):
-        raise InvalidArgument(
-            f"@api(input=...) takes an adapter such as DataframeInput(), got {input!r}"
-        )
+        raise InvalidArgument(f"@api(input=...) takes an adapter such as DataframeInput(), got {input!r}")
     if batch and not input.batchable:
         raise InvalidArgument(f"@api(batch=True): {input.name} cannot merge requests into batches")
     if name is not None and not _API_NAME_RE.match(name):
@@ -117,9 +116,7 @@ def api(
             raise ServiceError(f"@api must decorate a plain method (def f(self, x)), not {func!r}")
         params = list(inspect.signature(func).parameters)
         if len(params) < 2:
-            raise ServiceError(
-                f"@api method {func.__qualname__} must take (self, input): it has {params}"
-            )
+            raise ServiceError(f"@api method {func.__qualname__} must take (self, input): it has {params}")
         api_name = name or func.__name__
         if not _API_NAME_RE.match(api_name):
             raise ServiceError(f"API name {api_name!r} must be a Python identifier")
@@ -180,9 +177,7 @@ class EnvSpec:
     requirements_txt_file: str | None = None
     python_version: str = attrs.field(default=None, converter=_python_version)
     docker_base_image: str | None = None
-    system_packages: tuple[str, ...] = attrs.field(
-        default=(), converter=_strings("system_packages")
-    )
+    system_packages: tuple[str, ...] = attrs.field(default=(), converter=_strings("system_packages"))
     setup_sh: str | None = None
 
     def __attrs_post_init__(self) -> None:

@@ -15,7 +15,8 @@ bentolite.yaml (``to_spec``).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 

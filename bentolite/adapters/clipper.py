@@ -74,9 +74,7 @@ class ClipperInput(Adapter):
         if not isinstance(value, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
         ):
-            raise BadInput(
-                f"{self.name} input must be a JSON array of numbers, got {json.dumps(value)[:80]}"
-            )
+            raise BadInput(f"{self.name} input must be a JSON array of numbers, got {json.dumps(value)[:80]}")
         return self.convert(value)
 
     def decode_frame(self, frame: bytes) -> Any:
@@ -118,8 +116,7 @@ class ClipperInput(Adapter):
     def to_http(self, result: Any, payload: Any) -> HttpResponse:
         outputs = self.to_clipper(result, len(payload))
         predictions = [
-            {"query_id": next(self._query_ids), "output": _parse_output(o), "default": False}
-            for o in outputs
+            {"query_id": next(self._query_ids), "output": _parse_output(o), "default": False} for o in outputs
         ]
         body = predictions[0] if len(predictions) == 1 else {"batch_predictions": predictions}
         return HttpResponse(json.dumps(body, separators=(",", ":")).encode("utf-8"))
@@ -172,9 +169,7 @@ class ClipperInput(Adapter):
                         prediction,
                         {
                             "type": "object",
-                            "properties": {
-                                "batch_predictions": {"type": "array", "items": prediction}
-                            },
+                            "properties": {"batch_predictions": {"type": "array", "items": prediction}},
                         },
                     ]
                 }
@@ -207,8 +202,7 @@ class ClipperIntsInput(ClipperInput):
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise BadInput(
-                f"ClipperIntsInput input must be a JSON array of integers, "
-                f"got {json.dumps(value)[:80]}"
+                f"ClipperIntsInput input must be a JSON array of integers, got {json.dumps(value)[:80]}"
             )
         if any(not _INT32_MIN <= v <= _INT32_MAX for v in value):
             raise BadInput("ClipperIntsInput values must fit in 32-bit signed integers")

@@ -52,9 +52,11 @@ class DataframeInput(Adapter):
     def _finish(self, df: Any) -> Any:
         if self.columns is not None:
             missing = [c for c in self.columns if c not in df.columns]
-            if missing and list(df.columns) == list(range(len(df.columns))) and len(
-                df.columns
-            ) == len(self.columns):
+            if (
+                missing
+                and list(df.columns) == list(range(len(df.columns)))
+                and len(df.columns) == len(self.columns)
+            ):
                 df.columns = self.columns
                 missing = []
             if missing:
@@ -67,7 +69,7 @@ class DataframeInput(Adapter):
             try:
                 df = df.astype(self.dtype)
             except (TypeError, ValueError) as exc:
-                raise BadInput(f"input cannot be converted to dtype {self.dtype}", detail=str(exc))
+                raise BadInput(f"input cannot be converted to dtype {self.dtype}", detail=str(exc)) from exc
         return df
 
     def from_direct(self, value: Any) -> Any:

@@ -44,7 +44,7 @@ class FileInput(Adapter):
         boundary = request.params.get("boundary")
         if not boundary:
             raise BadInput("multipart/form-data request has no boundary parameter")
-        head = f"Content-Type: multipart/form-data; boundary=\"{boundary}\"\r\n\r\n".encode()
+        head = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode()
         message = BytesParser(policy=HTTP).parsebytes(head + request.body)
         parts = list(message.iter_parts()) if message.is_multipart() else []
         files = [p for p in parts if p.get_filename() is not None] or parts

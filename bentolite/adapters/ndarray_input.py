@@ -44,8 +44,7 @@ class NdarrayInput(Adapter):
             )
             if not ok:
                 raise BadInput(
-                    f"input has shape {list(arr.shape)}; expected {list(self.shape)} "
-                    "(-1 or null = any size)"
+                    f"input has shape {list(arr.shape)}; expected {list(self.shape)} (-1 or null = any size)"
                 )
         return arr
 

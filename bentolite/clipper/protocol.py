@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, TypeVar, Union
+from typing import TypeVar, Union
 
 from bentolite.exceptions import BentoliteError
 
@@ -168,9 +169,7 @@ def build_heartbeat() -> list[bytes]:
     return [b"", _U32.pack(MessageType.HEARTBEAT)]
 
 
-def build_container_metadata(
-    model_name: str, model_version: str, input_type: InputType
-) -> list[bytes]:
+def build_container_metadata(model_name: str, model_version: str, input_type: InputType) -> list[bytes]:
     return [
         b"",
         _U32.pack(MessageType.NEW_CONTAINER),
@@ -205,12 +204,8 @@ def build_heartbeat_reply(heartbeat_type: HeartbeatType) -> list[bytes]:
     ]
 
 
-def build_prediction_request(
-    msg_id: int, input_type: InputType, inputs: Sequence[bytes]
-) -> list[bytes]:
-    header = struct.pack(
-        f"<{2 + len(inputs)}Q", int(input_type), len(inputs), *map(len, inputs)
-    )
+def build_prediction_request(msg_id: int, input_type: InputType, inputs: Sequence[bytes]) -> list[bytes]:
+    header = struct.pack(f"<{2 + len(inputs)}Q", int(input_type), len(inputs), *map(len, inputs))
     return [
         b"",
         _U32.pack(RPC_VERSION),
@@ -263,9 +258,7 @@ def _parse_metadata(frames: Frames) -> ContainerMetadata:
     _check_count(frames, 6, "new-container message")
     version = _u32(frames[5], "RPC version")
     if version != RPC_VERSION:
-        raise ProtocolError(
-            f"new-container message announces RPC version {version}, expected {RPC_VERSION}"
-        )
+        raise ProtocolError(f"new-container message announces RPC version {version}, expected {RPC_VERSION}")
     name = _text(frames[2], "model name")
     model_version = _text(frames[3], "model version")
     code = _text(frames[4], "input type")
@@ -296,9 +289,7 @@ def _parse_response(frames: Frames) -> PredictionResponse:
     outputs = list(frames[RESPONSE_PREFIX_FRAMES:])
     for i, (declared, frame) in enumerate(zip(values[1:], outputs)):
         if declared != len(frame):
-            raise ProtocolError(
-                f"output {i} is {len(frame)} bytes but the header says {declared}"
-            )
+            raise ProtocolError(f"output {i} is {len(frame)} bytes but the header says {declared}")
     return PredictionResponse(msg_id, [bytes(f) for f in outputs])
 
 
@@ -317,9 +308,7 @@ def _parse_request(frames: Frames) -> PredictionRequest:
     _check_header_size(_u64(frames[5], "input header size"), header, "input")
     values = _u64_array(header, "input header")
     if len(values) < 2:
-        raise ProtocolError(
-            f"input header holds {len(values)} u64 values; it needs input type and count"
-        )
+        raise ProtocolError(f"input header holds {len(values)} u64 values; it needs input type and count")
     input_type = _enum(InputType, values[0], "input type")
     n = values[1]
     if len(values) != 2 + n:
@@ -347,9 +336,7 @@ def _check_delimiter(frames: Frames, min_frames: int) -> None:
     if len(frames) < min_frames:
         raise ProtocolError(f"message has {len(frames)} frame(s), expected at least {min_frames}")
     if len(frames[0]) != 0:
-        raise ProtocolError(
-            f"frame 0 must be the empty delimiter frame, got {len(frames[0])} bytes"
-        )
+        raise ProtocolError(f"frame 0 must be the empty delimiter frame, got {len(frames[0])} bytes")
 
 
 def _check_count(frames: Frames, expected: int, what: str) -> None:
@@ -360,8 +347,7 @@ def _check_count(frames: Frames, expected: int, what: str) -> None:
 def _check_header_size(declared: int, header: bytes, what: str) -> None:
     if declared != len(header):
         raise ProtocolError(
-            f"{what} header size frame says {declared} bytes but the header frame is "
-            f"{len(header)} bytes"
+            f"{what} header size frame says {declared} bytes but the header frame is {len(header)} bytes"
         )
 
 
@@ -379,9 +365,7 @@ def _u64(frame: bytes, field: str) -> int:
 
 def _u64_array(frame: bytes, field: str) -> tuple[int, ...]:
     if len(frame) % _U64.size:
-        raise ProtocolError(
-            f"{field} frame is {len(frame)} bytes, not a whole number of u64 values"
-        )
+        raise ProtocolError(f"{field} frame is {len(frame)} bytes, not a whole number of u64 values")
     return struct.unpack(f"<{len(frame) // _U64.size}Q", frame)
 
 

@@ -30,9 +30,10 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from bentolite.clipper.protocol import (
     HeartbeatReply,
@@ -106,15 +107,12 @@ class ClipperRuntime:
             raise InvalidArgument(f"port must be in 1..65535, got {port}")
         if not 0 < poll_timeout < silence_timeout:
             raise InvalidArgument(
-                f"need 0 < poll_timeout < silence_timeout, got {poll_timeout} and "
-                f"{silence_timeout}"
+                f"need 0 < poll_timeout < silence_timeout, got {poll_timeout} and {silence_timeout}"
             )
         self.handler = handler
         self.model_name = model_name
         self.model_version = model_version
-        self.input_type = (
-            input_type if isinstance(input_type, InputType) else InputType.from_name(input_type)
-        )
+        self.input_type = input_type if isinstance(input_type, InputType) else InputType.from_name(input_type)
         self.host = host
         self.port = port
         self.ready_file = Path(ready_file) if ready_file else None
@@ -281,9 +279,7 @@ class ClipperRuntime:
                     logger.info("session %d: frontend asked for metadata; registering", session)
                     _send(
                         sock,
-                        build_container_metadata(
-                            self.model_name, self.model_version, self.input_type
-                        ),
+                        build_container_metadata(self.model_name, self.model_version, self.input_type),
                     )
                 continue
             if self._metrics is not None:
@@ -385,18 +381,14 @@ def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
 def _check_outputs(outputs: Any, n: int) -> None:
     if not isinstance(outputs, (list, tuple)):
         raise InferenceError(
-            f"the prediction handler returned {type(outputs).__name__}; expected a list of "
-            f"{n} strings"
+            f"the prediction handler returned {type(outputs).__name__}; expected a list of {n} strings"
         )
     if len(outputs) != n:
-        raise InferenceError(
-            f"the prediction handler returned {len(outputs)} output(s) for {n} input(s)"
-        )
+        raise InferenceError(f"the prediction handler returned {len(outputs)} output(s) for {n} input(s)")
     for i, output in enumerate(outputs):
         if not isinstance(output, (str, bytes)):
             raise InferenceError(
-                f"output {i} of the prediction handler is {type(output).__name__}; "
-                "expected str or bytes"
+                f"output {i} of the prediction handler is {type(output).__name__}; expected str or bytes"
             )
 
 
@@ -442,13 +434,9 @@ class _Metrics:
             registry=self.registry,
         )
         try:
-            self._server = ThreadingHTTPServer(
-                (addr, port), MetricsHandler.factory(self.registry)
-            )
+            self._server = ThreadingHTTPServer((addr, port), MetricsHandler.factory(self.registry))
         except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}"
-            ) from exc
+            raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="clipper-metrics", daemon=True
