@@ -42,8 +42,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from bentolite.clipper.protocol import InputType
 from bentolite.clipper.runtime import DEFAULT_READY_FILE, ClipperRuntime, Handler
@@ -138,8 +139,8 @@ def api_input_type(api: Any, configured: InputType | None) -> InputType:
     own = InputType.from_name(api.adapter.clipper_input_type)
     if configured is not None and configured is not own:
         raise ConfigError(
-            f"CLIPPER_INPUT_TYPE={configured.label} does not match API {api.name!r}, whose "
-            f"{api.adapter.name} takes {own.label}; set CLIPPER_INPUT_TYPE={own.label}"
+            f"CLIPPER_INPUT_TYPE names {configured.label}, but API {api.name!r} takes "
+            f"{own.label} ({api.adapter.name}); set CLIPPER_INPUT_TYPE={own.label}"
         )
     return own
 

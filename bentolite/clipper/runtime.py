@@ -68,7 +68,8 @@ _FAST_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 class _Job:
     """One prediction request on its way through the worker thread."""
 
-    session: int
+    #: the runtime's epoch when the request arrived (see ``ClipperRuntime._epoch``)
+    epoch: int
     request: PredictionRequest
     #: perf_counter() when the poll that delivered it returned
     received: float
@@ -112,7 +113,12 @@ class ClipperRuntime:
         self.handler = handler
         self.model_name = model_name
         self.model_version = model_version
-        self.input_type = input_type if isinstance(input_type, InputType) else InputType.from_name(input_type)
+        try:
+            self.input_type = (
+                input_type if isinstance(input_type, InputType) else InputType.from_name(input_type)
+            )
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
         self.host = host
         self.port = port
         self.ready_file = Path(ready_file) if ready_file else None
@@ -132,11 +138,21 @@ class ClipperRuntime:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._done: collections.deque[_Job] = collections.deque()
         self._metrics: _Metrics | None = None
+        # Bumped whenever the frontend may have forgotten the requests it sent so far: at each
+        # new session and at each (re-)registration. An answer computed for an older epoch is
+        # dropped: after a frontend restart msg_ids start again at 0, so a late answer would
+        # be taken for the answer to a new request.
+        self._epoch = 0
+        self._fatal: BaseException | None = None
 
     # --- public ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until :meth:`stop` is called. Creates the ready file first, removes it last."""
+        """Serve until :meth:`stop` is called. Creates the ready file first, removes it last.
+
+        Raises :class:`~bentolite.exceptions.InferenceError` if the prediction function raised
+        a ``BaseException`` that is not an ``Exception`` (``SystemExit``), which stops serving.
+        """
         import zmq
 
         with self._lock:
@@ -173,6 +189,11 @@ class ClipperRuntime:
                         sock.close()
                 self._wake_r = self._wake_w = None
             logger.info("Clipper runtime stopped")
+        if self._fatal is not None:
+            raise InferenceError(
+                f"the prediction function raised {type(self._fatal).__name__}, which ends the "
+                "Clipper runtime; raise an Exception subclass to report a failed prediction"
+            ) from self._fatal
 
     def stop(self) -> None:
         """Make :meth:`run` close its socket and return. Safe from any thread or signal handler."""
@@ -206,6 +227,7 @@ class ClipperRuntime:
         import zmq
 
         self.sessions += 1
+        self._epoch += 1
         session = self.sessions
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -222,7 +244,9 @@ class ClipperRuntime:
             )
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
-            poller.register(self._wake_r, zmq.POLLIN)
+            # zmq.Poller reports plain sockets by file descriptor
+            wake_fd = self._wake_r.fileno()
+            poller.register(wake_fd, zmq.POLLIN)
             _send(sock, build_heartbeat())
             # The session start counts as activity, so a session that never hears back is
             # replaced after silence_timeout too.
@@ -234,9 +258,9 @@ class ClipperRuntime:
                     deadline = min(deadline, max(last_inbound, last_beat) + self.poll_timeout)
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
                 events = dict(poller.poll(wait_ms))
-                if self._wake_r in events:
+                if wake_fd in events:
                     self._drain_wake()
-                    self._send_answers(sock, session)
+                    self._send_answers(sock)
                 if sock in events:
                     self._receive_all(sock, session)
                     last_inbound = time.monotonic()
@@ -277,6 +301,7 @@ class ClipperRuntime:
             if isinstance(message, HeartbeatReply):
                 if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
                     logger.info("session %d: frontend asked for metadata; registering", session)
+                    self._epoch += 1
                     _send(
                         sock,
                         build_container_metadata(self.model_name, self.model_version, self.input_type),
@@ -285,14 +310,15 @@ class ClipperRuntime:
             if self._metrics is not None:
                 self._metrics.recv_time.observe((received - polled) * 1000)
                 self._metrics.parse_time.observe((time.perf_counter() - received) * 1000)
-            self._jobs.put(_Job(session, message, polled))
+            self._jobs.put(_Job(self._epoch, message, polled))
 
-    def _send_answers(self, sock: zmq.Socket, session: int) -> None:
+    def _send_answers(self, sock: zmq.Socket) -> None:
         while self._done:
             job = self._done.popleft()
-            if job.session != session:
+            if job.epoch != self._epoch:
                 logger.warning(
-                    "dropped the answer to request %d: its session ended before it was ready",
+                    "dropped the answer to request %d: the frontend reconnected or restarted "
+                    "while it was computed",
                     job.request.msg_id,
                 )
                 continue
@@ -304,13 +330,20 @@ class ClipperRuntime:
     # --- the worker thread -----------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            job.outputs = self._predict(job.request)
-            self._done.append(job)
-            self._wake()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                job.outputs = self._predict(job.request)
+                self._done.append(job)
+                self._wake()
+        except BaseException as exc:
+            # _predict handles every Exception; what lands here (SystemExit, KeyboardInterrupt
+            # raised by the prediction function) ends this thread, and without it nothing would
+            # ever be answered again, so the runtime stops and run() reports it.
+            self._fatal = exc
+            self.stop()
 
     def _predict(self, request: PredictionRequest) -> Sequence[str | bytes]:
         n = len(request.inputs)
