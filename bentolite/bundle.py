@@ -8,7 +8,9 @@ A bundle is self-contained::
     env/requirements.txt    Python requirements, pinned at save time
     env/wheels/             a wheel of the bentolite that saved the bundle
     env/setup.sh            optional setup script run while building an image
+    env/entrypoint.sh       the image's entrypoint
     Dockerfile              builds an HTTP server image with the bundle as context
+    .dockerignore
     README.md
 
 Saving is atomic: everything is written to a temporary directory next to the target and renamed
@@ -25,7 +27,7 @@ import secrets
 import shutil
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from bentolite import requirements, store
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, ServiceError
 from bentolite.self_wheel import write_wheel
-from bentolite.service import Service
+from bentolite.service import EnvSpec, Service
 
 SOURCE_ATTR = "__bentolite_source__"
 _SKIP_PARTS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
@@ -67,7 +69,12 @@ def _source_files(cls: type) -> tuple[str, list[tuple[str, Path]]]:
     top = module_name.split(".")[0]
     if "." not in module_name:
         return module_name, [(path.name, path)]
-    package_dir = Path(sys.modules[top].__file__).resolve().parent
+    top_module = sys.modules[top]
+    if getattr(top_module, "__file__", None):
+        package_dir = Path(top_module.__file__).resolve().parent
+    else:  # a namespace package (a folder without __init__.py): the portion holding the module
+        portions = [Path(p).resolve() for p in top_module.__path__]
+        package_dir = next((p for p in portions if path.is_relative_to(p)), portions[0])
     return module_name, [(f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in _walk(package_dir)]
 
 
@@ -85,12 +92,22 @@ def _copy_files(files: Iterable[tuple[str, Path]], destination: Path) -> None:
         shutil.copy2(path, target)
 
 
-def _env_record(service: Service, staging: Path, lock: bool) -> dict[str, object]:
-    env = service.env_spec()
+def _env_record(
+    env: EnvSpec,
+    staging: Path,
+    lock: bool,
+    index_url: str | None = None,
+    extra_index_urls: Iterable[str] = (),
+    docker_env: Mapping[str, str] | None = None,
+) -> dict[str, object]:
     env_dir = staging / "env"
     env_dir.mkdir(parents=True)
     lines = requirements.resolve(env.pip_packages, env.requirements_txt_file, lock=lock)
-    (env_dir / "requirements.txt").write_text("".join(f"{line}\n" for line in lines))
+    # Index options go first in requirements.txt, so a plain `pip install -r` honours them.
+    extra_index_urls = list(extra_index_urls)
+    options = [f"--index-url {index_url}"] if index_url else []
+    options += [f"--extra-index-url {url}" for url in extra_index_urls]
+    (env_dir / "requirements.txt").write_text("".join(f"{line}\n" for line in [*options, *lines]))
     wheel = write_wheel(env_dir / "wheels")
     setup_sh = None
     if env.setup_sh:
@@ -106,6 +123,9 @@ def _env_record(service: Service, staging: Path, lock: bool) -> dict[str, object
         "docker_base_image": env.docker_base_image,
         "setup_sh": setup_sh,
         "bentolite_wheel": wheel.relative_to(staging).as_posix(),
+        "pip_index_url": index_url,
+        "pip_extra_index_urls": extra_index_urls,
+        "docker_env": dict(docker_env or {}),
     }
 
 
@@ -118,11 +138,17 @@ def save_bundle(
     description: str | None = None,
     extra_files: Iterable[tuple[str, Path]] = (),
     lock: bool = True,
+    env: EnvSpec | None = None,
+    index_url: str | None = None,
+    extra_index_urls: Iterable[str] = (),
+    docker_env: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``service`` as a bundle; returns the bundle directory.
 
     With no ``target`` the bundle goes to the store under ``<name>/<version>``. ``extra_files``
-    are (path inside ``src/``, file) pairs copied next to the service module.
+    are (path inside ``src/``, file) pairs copied next to the service module. ``env`` replaces
+    the service's ``@env`` record; ``index_url``/``extra_index_urls`` become pip options in
+    ``env/requirements.txt``; ``docker_env`` is recorded for the image's environment variables.
     """
     service.check_ready_to_save()
     name = store.check_name(service.name)
@@ -137,7 +163,9 @@ def save_bundle(
         staging.mkdir()
         _copy_files([*files, *extra_files], staging / "src")
         artifact_files = service.artifacts.save(staging / "artifacts")
-        env = _env_record(service, staging, lock)
+        env_record = _env_record(
+            env or service.env_spec(), staging, lock, index_url, extra_index_urls, docker_env
+        )
         meta = BundleMeta(
             name=name,
             version=version,
@@ -151,7 +179,7 @@ def save_bundle(
                 ArtifactRecord(name=a.name, kind=a.kind, file=artifact_files[a.name], options=a.options())
                 for a in service.declared_artifacts()
             ),
-            env=env,
+            env=env_record,
             labels=dict(labels or {}),
             description=description if description is not None else (type(service).__doc__ or ""),
         )
@@ -166,10 +194,10 @@ def save_bundle(
 
 
 def _write_generated_files(meta: BundleMeta, staging: Path) -> None:
-    from bentolite.dockerfile import render_dockerfile
+    from bentolite.dockerfile import write_docker_files
     from bentolite.templating import render
 
-    (staging / "Dockerfile").write_text(render_dockerfile(meta, target="http"))
+    write_docker_files(staging, meta, target="http")
     (staging / "README.md").write_text(render("bundle_README.md.j2", meta=meta))
 
 

@@ -1,8 +1,15 @@
-"""Train an SVM on the iris data set, pack it into IrisClassifier and save a bundle."""
+"""Train an SVM on the iris data set, pack it into IrisClassifier and save a bundle.
 
-from sklearn import datasets, svm
+python train.py                     # train, pack and save a bundle to the store
+python train.py --export model.pkl  # train and write the model file bentofile.yaml names
+                                    # (then `bentolite build` packs it)
+"""
+
+import argparse
+import pickle
 
 from iris_classifier import IrisClassifier
+from sklearn import datasets, svm
 
 
 def train():
@@ -10,6 +17,15 @@ def train():
     clf = svm.SVC(gamma="scale")
     clf.fit(iris.data, iris.target)
     return clf, iris
+
+
+def export(path: str) -> str:
+    """Write the trained model with pickle, the format PickleArtifact loads."""
+    clf, _ = train()
+    with open(path, "wb") as f:
+        pickle.dump(clf, f)
+    print(f"Wrote the model to {path}")
+    return path
 
 
 def main() -> str:
@@ -23,4 +39,10 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--export", metavar="PATH", help="write the trained model to PATH instead of saving")
+    args = parser.parse_args()
+    if args.export:
+        export(args.export)
+    else:
+        main()

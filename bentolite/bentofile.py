@@ -1,0 +1,509 @@
+"""``BuildConfig``: the ``bentofile.yaml`` that describes how to build a bundle.
+
+The file is read through YAML's node API, so every key and list item keeps its line number and
+every error names the file, the line and the key. Validation is strict: an unknown key (with a
+did-you-mean), a value of the wrong type or an invalid value is an error. Scalars meant as text
+are read exactly as written, so ``version: 1.10`` is the text ``"1.10"``, never the number 1.1.
+
+``BuildConfig`` renders back to YAML (``to_yaml``) and reading that text gives an equal object.
+See ``bentofile.example.yaml`` at the repository root for every key, documented.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Union
+
+import attrs
+import yaml
+
+from bentolite import store
+from bentolite.exceptions import ConfigError
+
+BENTOFILE = "bentofile.yaml"
+#: every file under the build directory, except the ones build.py always leaves out
+DEFAULT_INCLUDE = ("*",)
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_SERVICE_RE = re.compile(rf"^(?P<module>[^:\s]+):(?P<attr>{_IDENTIFIER}(\.{_IDENTIFIER})*)$")
+_MODULE_RE = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*$")
+_ENV_VAR_RE = re.compile(rf"^{_IDENTIFIER}$")
+_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+# Debian package names, optionally with "=version" or ":arch"; no shell metacharacters.
+_SYSTEM_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.\-:=~]*$")
+_PYTHON_VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
+_URL_RE = re.compile(r"^(https?|file)://\S+$")
+# A PEP 508 line: name, optional extras, then a version specifier, a marker or "@ url".
+_REQUIREMENT_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._\-]*\s*(\[[A-Za-z0-9,._\- ]*\])?\s*([<>=!~;@(][^\n]*)?$"
+)
+_REQUIREMENT_URL_RE = re.compile(r"^(git\+|https?://|file:)\S+$")
+
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+def did_you_mean(word: str, choices: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'labels'?"`` for the closest choice (shown after ``prefix``), or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
+
+
+class _FieldError(ConfigError):
+    """An invalid value found by a validator; the reader adds the file and line.
+
+    ``key`` is the field name, optionally followed by ``[index]`` or ``.key`` of the bad item.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.reason = message
+
+
+# --- validators (one rule per kind of value, shared by the reader and direct construction) ------
+
+
+def _relative_path(key: str, value: str, what: str) -> None:
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
+        raise _FieldError(key, f"{what} {value!r} must be relative to the build directory")
+    if ".." in path.parts:
+        raise _FieldError(key, f"{what} {value!r} must stay inside the build directory (no '..')")
+
+
+def _check_service(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    match = _SERVICE_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise _FieldError(
+            "service",
+            f"expected 'path/to/module.py:attr' or 'package.module:attr', got {value!r}",
+        )
+    module = match.group("module")
+    if module.endswith(".py"):
+        _relative_path("service", module, "module file")
+        parts = PurePosixPath(module.replace("\\", "/")).with_suffix("").parts
+        if not all(re.match(rf"^{_IDENTIFIER}$", part) for part in parts):
+            raise _FieldError(
+                "service", f"{module!r}: each folder name and the file stem must be a Python identifier"
+            )
+    elif not _MODULE_RE.match(module):
+        raise _FieldError(
+            "service", f"{module!r} is neither a .py file nor a dotted module name such as 'pkg.service'"
+        )
+
+
+def _check_name(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not store.NAME_RE.match(value):
+        raise _FieldError(
+            "name", f"{value!r} is not a valid bundle name: use letters, digits, '_', '.' and '-'"
+        )
+
+
+def _check_version(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not store.VERSION_RE.match(value):
+        raise _FieldError(
+            "version", f"{value!r} is not a valid version: use letters, digits, '_', '.' and '-'"
+        )
+
+
+def _check_labels(instance: Any, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
+    for key in value:
+        if not _LABEL_KEY_RE.match(key):
+            raise _FieldError(
+                f"labels.{key}",
+                "label keys use letters, digits, '_', '.', '-' and '/', starting with a letter or digit",
+            )
+
+
+def _check_patterns(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for i, pattern in enumerate(value):
+        key = f"{attribute.name}[{i}]"
+        if not pattern.strip():
+            raise _FieldError(key, "a pattern cannot be empty")
+        _relative_path(key, pattern, "pattern")
+
+
+def _check_artifacts(instance: Any, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
+    for name, path in value.items():
+        if not re.match(rf"^{_IDENTIFIER}$", name):
+            raise _FieldError(f"artifacts.{name}", "an artifact name is a Python identifier such as 'model'")
+        if not path.strip():
+            raise _FieldError(f"artifacts.{name}", "give the path of the file to load")
+
+
+def _check_packages(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for i, package in enumerate(value):
+        if not (_REQUIREMENT_RE.fullmatch(package) or _REQUIREMENT_URL_RE.fullmatch(package)):
+            raise _FieldError(
+                f"packages[{i}]", f"{package!r} is not a pip requirement such as 'scikit-learn>=1.0'"
+            )
+
+
+def _check_url(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not _URL_RE.match(value):
+        raise _FieldError(attribute.name, f"{value!r} is not an http(s):// or file:// URL")
+
+
+def _check_urls(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for i, url in enumerate(value):
+        if not _URL_RE.match(url):
+            raise _FieldError(f"{attribute.name}[{i}]", f"{url!r} is not an http(s):// or file:// URL")
+
+
+def _check_python_version(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not _PYTHON_VERSION_RE.match(value):
+        raise _FieldError("python_version", f"{value!r} is not a Python version such as '3.11'")
+
+
+def _check_base_image(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and (not value.strip() or re.search(r"\s", value)):
+        raise _FieldError("base_image", f"{value!r} is not an image reference such as 'python:3.11-slim'")
+
+
+def _check_system_packages(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for i, package in enumerate(value):
+        if not _SYSTEM_PACKAGE_RE.match(package):
+            raise _FieldError(f"system_packages[{i}]", f"{package!r} is not a system package name")
+
+
+def _check_env_vars(instance: Any, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
+    for key in value:
+        if not _ENV_VAR_RE.match(key):
+            raise _FieldError(f"env.{key}", "an environment variable name uses letters, digits and '_'")
+
+
+def _check_file_key(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise _FieldError(attribute.name, "give the path of a file")
+
+
+def _strings(value: Iterable[str] | None) -> tuple[str, ...]:
+    return tuple(value or ())
+
+
+def _text_map(value: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(value or {})
+
+
+# --- the configuration ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PythonOptions:
+    """``python:``: the Python requirements written to the bundle's ``env/requirements.txt``."""
+
+    packages: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_packages)
+    requirements_txt: str | None = attrs.field(default=None, validator=_check_file_key)
+    lock: bool = True
+    index_url: str | None = attrs.field(default=None, validator=_check_url)
+    extra_index_url: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_urls)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _non_default(self)
+
+
+@attrs.frozen
+class DockerOptions:
+    """``docker:``: what the bundle's image needs beyond Python packages."""
+
+    base_image: str | None = attrs.field(default=None, validator=_check_base_image)
+    python_version: str | None = attrs.field(default=None, validator=_check_python_version)
+    system_packages: tuple[str, ...] = attrs.field(
+        default=(), converter=_strings, validator=_check_system_packages
+    )
+    env: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_env_vars)
+    setup_script: str | None = attrs.field(default=None, validator=_check_file_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _non_default(self)
+
+
+@attrs.frozen
+class BuildConfig:
+    """A parsed, validated ``bentofile.yaml``.
+
+    ``source`` (the file's name, for messages) and ``lines`` (dotted key -> line number) do not
+    take part in equality: two files saying the same thing are equal configurations.
+    """
+
+    service: str = attrs.field(validator=_check_service)
+    name: str | None = attrs.field(default=None, validator=_check_name)
+    version: str | None = attrs.field(default=None, validator=_check_version)
+    labels: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_labels)
+    description: str | None = None
+    include: tuple[str, ...] = attrs.field(
+        default=DEFAULT_INCLUDE, converter=_strings, validator=_check_patterns
+    )
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_patterns)
+    python: PythonOptions = attrs.field(factory=PythonOptions)
+    docker: DockerOptions = attrs.field(factory=DockerOptions)
+    artifacts: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_artifacts)
+    source: str = attrs.field(default=BENTOFILE, eq=False, repr=False)
+    lines: dict[str, int] = attrs.field(factory=dict, eq=False, repr=False)
+
+    # --- reading -------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, text: str, source: str = BENTOFILE) -> BuildConfig:
+        """Parse and validate bentofile text; ``source`` names the file in error messages."""
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        return _Reader(source).config(root)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BuildConfig:
+        """Read a bentofile and check that the files it names exist next to it."""
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(
+                f"{file}: no such file; write a {BENTOFILE} with at least "
+                "'service: module.py:ServiceClass', or choose another file with -f"
+            )
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from None
+        config = cls.from_yaml(text, source=str(path))
+        config.check_files(file.resolve().parent)
+        return config
+
+    def where(self, key: str) -> str:
+        """``"bentofile.yaml:7"``: the file and line of a dotted key (or of its nearest parent)."""
+        return f"{self.source}:{_line_of(self.lines, key)}"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` naming the file, the line and ``key``."""
+        return ConfigError(f"{self.where(key)}: {key}: {message}")
+
+    # --- what the keys mean --------------------------------------------------------------------
+    @property
+    def service_module(self) -> str:
+        """The part of ``service`` before the colon: a ``.py`` path or a dotted module name."""
+        return self.service.rsplit(":", 1)[0]
+
+    @property
+    def service_attr(self) -> str:
+        """The part of ``service`` after the colon (possibly dotted, ``module:obj.attr``)."""
+        return self.service.rsplit(":", 1)[1]
+
+    def module_name(self) -> str:
+        """The dotted name the service module is imported as, from the build directory."""
+        module = self.service_module
+        if not module.endswith(".py"):
+            return module
+        return ".".join(PurePosixPath(module.replace("\\", "/")).with_suffix("").parts)
+
+    def check_files(self, build_dir: Path) -> None:
+        """Raise a :class:`ConfigError` for the first file named by the config that is missing."""
+        named: list[tuple[str, str]] = []
+        if self.service_module.endswith(".py"):
+            named.append(("service", self.service_module))
+        if self.python.requirements_txt:
+            named.append(("python.requirements_txt", self.python.requirements_txt))
+        if self.docker.setup_script:
+            named.append(("docker.setup_script", self.docker.setup_script))
+        named += [(f"artifacts.{name}", path) for name, path in self.artifacts.items()]
+        for key, value in named:
+            if not (build_dir / value).is_file():
+                raise self.error(key, f"file {value!r} does not exist (looked in {build_dir})")
+
+    # --- writing -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The keys that differ from their defaults, in the documented order."""
+        data = _non_default(self, skip=("source", "lines", "python", "docker"))
+        for key in ("python", "docker"):
+            options = getattr(self, key).to_dict()
+            if options:
+                data[key] = options
+        if "artifacts" in data:  # keep artifacts last, as in the example file
+            data["artifacts"] = data.pop("artifacts")
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _line_of(lines: Mapping[str, int], key: str) -> int:
+    """The line of ``key`` (``a.b[2]``), else of its nearest parent that has one, else 1."""
+    while key and key not in lines:
+        key = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", key) if re.search(r"[.\[]", key) else ""
+    return lines.get(key, lines.get("", 1))
+
+
+def _non_default(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        if field.name in skip:
+            continue
+        value = getattr(obj, field.name)
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if value == default:
+            continue
+        out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+# --- the reader: YAML nodes -> typed values, remembering lines --------------------------------
+
+_Kind = Union[str, dict]  # "text", "bool", "text_list", "text_map", or a nested schema
+
+_PYTHON_SCHEMA: dict[str, _Kind] = {
+    "packages": "text_list",
+    "requirements_txt": "text",
+    "lock": "bool",
+    "index_url": "text",
+    "extra_index_url": "text_list",
+}
+_DOCKER_SCHEMA: dict[str, _Kind] = {
+    "base_image": "text",
+    "python_version": "text",
+    "system_packages": "text_list",
+    "env": "text_map",
+    "setup_script": "text",
+}
+_SCHEMA: dict[str, _Kind] = {
+    "service": "text",
+    "name": "text",
+    "version": "text",
+    "labels": "text_map",
+    "description": "text",
+    "include": "text_list",
+    "exclude": "text_list",
+    "python": _PYTHON_SCHEMA,
+    "docker": _DOCKER_SCHEMA,
+    "artifacts": "text_map",
+}
+_KIND_NAMES = {
+    "text": "a string",
+    "bool": "true or false",
+    "text_list": "a list of strings",
+    "text_map": "a mapping of names to strings",
+}
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "nothing (null)"
+    if node.tag == _BOOL:
+        return f"the boolean {node.value}"
+    return f"{node.value!r}"
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[str, int] = {}
+
+    def fail(self, line: int, key: str, message: str) -> ConfigError:
+        where = f"{self.source}:{line}"
+        return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+    def config(self, root: yaml.Node | None) -> BuildConfig:
+        if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL):
+            raise ConfigError(
+                f"{self.source}:1: the file is empty; it needs at least 'service: module.py:Class'"
+            )
+        self.lines[""] = root.start_mark.line + 1
+        values = self.mapping(root, "", _SCHEMA)
+        if values.get("service") is None:
+            raise self.fail(
+                self.lines[""], "service", "missing; name the service, e.g. service: 'service.py:MyService'"
+            )
+        python = self.build(PythonOptions, values.pop("python", None) or {}, "python.")
+        docker = self.build(DockerOptions, values.pop("docker", None) or {}, "docker.")
+        kwargs = {k: v for k, v in values.items() if v is not None}
+        return self.build(BuildConfig, {**kwargs, "python": python, "docker": docker}, "", finish=True)
+
+    def build(
+        self, cls: Callable[..., Any], kwargs: dict[str, Any], prefix: str, finish: bool = False
+    ) -> Any:
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if finish:
+            kwargs.update(source=self.source, lines=self.lines)
+        try:
+            return cls(**kwargs)
+        except _FieldError as exc:
+            key = prefix + exc.key
+            raise self.fail(_line_of(self.lines, key), key, exc.reason) from None
+
+    def mapping(self, node: yaml.Node, prefix: str, schema: dict[str, _Kind]) -> dict[str, Any]:
+        where = prefix.rstrip(".")
+        if not isinstance(node, yaml.MappingNode):
+            what = "the file" if not where else where
+            raise self.fail(
+                node.start_mark.line + 1,
+                where,
+                f"expected a mapping of keys for {what}, got {_describe(node)}",
+            )
+        values: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(line, where, "keys must be plain names")
+            key = key_node.value
+            full = prefix + key
+            if key not in schema:
+                raise self.fail(line, "", f"unknown key {full!r}{did_you_mean(key, schema, prefix)}")
+            if full in self.lines:
+                raise self.fail(line, full, f"appears twice (first on line {self.lines[full]})")
+            self.lines[full] = line
+            values[key] = self.value(value_node, full, schema[key])
+        return values
+
+    def value(self, node: yaml.Node, key: str, kind: _Kind) -> Any:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return None  # an empty value leaves the key at its default
+        if isinstance(kind, dict):
+            return self.mapping(node, key + ".", kind)
+        line = node.start_mark.line + 1
+        expected = _KIND_NAMES[kind]
+        if kind == "text":
+            return self.text(node, key, expected)
+        if kind == "bool":
+            if not (isinstance(node, yaml.ScalarNode) and node.tag == _BOOL):
+                raise self.fail(line, key, f"expected {expected}, got {_describe(node)}")
+            return node.value.lower() in ("true", "yes", "on", "y")
+        if kind == "text_list":
+            if not isinstance(node, yaml.SequenceNode):
+                raise self.fail(line, key, f"expected {expected}, got {_describe(node)}")
+            items = []
+            for i, item in enumerate(node.value):
+                self.lines[f"{key}[{i}]"] = item.start_mark.line + 1
+                items.append(self.text(item, f"{key}[{i}]", "a string"))
+            return tuple(items)
+        # text_map
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(line, key, f"expected {expected}, got {_describe(node)}")
+        out: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            item_key = f"{key}.{self.text(key_node, key, 'a name')}"
+            if item_key in self.lines:
+                raise self.fail(
+                    key_node.start_mark.line + 1,
+                    item_key,
+                    f"appears twice (first on line {self.lines[item_key]})",
+                )
+            self.lines[item_key] = key_node.start_mark.line + 1
+            out[key_node.value] = self.text(value_node, item_key, "a string")
+        return out
+
+    def text(self, node: yaml.Node, key: str, expected: str) -> str:
+        """A scalar read exactly as written (``1.10`` stays ``"1.10"``)."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
+            raise self.fail(node.start_mark.line + 1, key, f"expected {expected}, got {_describe(node)}")
+        return node.value

@@ -1,0 +1,372 @@
+"""Building bundles from bentofile.yaml (bentolite/build.py)."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import bentolite
+from bentolite import store
+from bentolite.build import STEPS, build, collect_files, pattern_regex
+from bentolite.exceptions import ArtifactError, BuildError, ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+GREETER = '''
+from bentolite import Service, api, artifacts, env
+from bentolite.adapters import JsonInput
+from bentolite.artifacts import TextArtifact
+
+from helpers import punctuation
+
+
+@env(pip_packages=["attrs"], system_packages=["curl"])
+@artifacts([TextArtifact("greeting")])
+class Greeter(Service):
+    """Greets people."""
+
+    @api(input=JsonInput())
+    def greet(self, name):
+        return f"{self.artifacts.greeting}, {name}{punctuation()}"
+
+
+packed = Greeter().pack("greeting", "Hi")
+'''
+
+
+def write(directory: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return directory
+
+
+@pytest.fixture
+def greeter_dir(tmp_path: Path) -> Path:
+    return write(
+        tmp_path / "greeter",
+        {
+            "greeter_service.py": GREETER,
+            "helpers.py": "def punctuation():\n    return '!'\n",
+            "greeting.txt": "Hello",
+            "bentofile.yaml": """
+                service: "greeter_service.py:Greeter"
+                artifacts:
+                  greeting: greeting.txt
+            """,
+        },
+    )
+
+
+def meta_of(path: Path) -> dict:
+    return yaml.safe_load((path / "bentolite.yaml").read_text())
+
+
+def test_build_the_iris_example_with_its_training_script(tmp_path, store_home):
+    build_dir = shutil.copytree(EXAMPLES / "iris_classifier", tmp_path / "iris")
+    subprocess.run(
+        [sys.executable, "train.py", "--export", "model.pkl"], cwd=build_dir, check=True, capture_output=True
+    )
+    path = build(build_dir / "bentofile.yaml")
+    assert path.parent == store_home / "bundles" / "IrisClassifier"
+    assert sorted(p.name for p in (path / "src").iterdir()) == ["iris_classifier.py"]  # train.py excluded
+    assert (path / "artifacts" / "model.pkl").is_file()
+    meta = meta_of(path)
+    assert meta["labels"] == {"project": "iris", "framework": "scikit-learn"}
+    assert meta["description"].startswith("Iris species")
+    svc = bentolite.load(f"IrisClassifier:{path.name}")
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.5, 3.0, 5.8, 2.2]]
+    assert svc.predict(pd.DataFrame(rows)).tolist() == [0, 2]
+
+
+def test_build_the_text_length_example(tmp_path):
+    build_dir = shutil.copytree(EXAMPLES / "text_length", tmp_path / "text_length")
+    path = build(build_dir / "bentofile.yaml")
+    assert sorted(p.name for p in (path / "src").iterdir()) == ["text_length.py"]
+    svc = bentolite.load(path)
+    assert svc.length_of_text("one two three") == {"unit": "words", "length": 3}
+    assert svc.length(["a b", "c"]) == [2, 1]
+
+
+def test_artifact_files_are_packed_and_sources_collected(greeter_dir):
+    path = build(greeter_dir / "bentofile.yaml")
+    assert sorted(p.name for p in (path / "src").iterdir()) == [
+        "bentofile.yaml",
+        "greeter_service.py",
+        "helpers.py",
+    ]  # greeting.txt went to artifacts/, not src/
+    assert (path / "artifacts" / "greeting.txt").read_text() == "Hello"
+    svc = bentolite.load(path)
+    assert svc.greet("Ann") == "Hello, Ann!"
+    assert svc.name == "Greeter" and svc.version == path.name
+
+
+def test_name_version_labels_and_description_from_bentofile_and_arguments(greeter_dir):
+    (greeter_dir / "bentofile.yaml").write_text(
+        textwrap.dedent(
+            """
+            service: "greeter_service.py:Greeter"
+            name: hello-service
+            version: "2.0"
+            labels: {team: ml, stage: dev}
+            description: Says hello.
+            artifacts: {greeting: greeting.txt}
+            """
+        )
+    )
+    path = build(greeter_dir / "bentofile.yaml", labels={"stage": "prod"})
+    assert path == store.bundles_root() / "hello-service" / "2.0"
+    meta = meta_of(path)
+    assert meta["labels"] == {"team": "ml", "stage": "prod"}
+    assert meta["description"] == "Says hello."
+    other = build(greeter_dir / "bentofile.yaml", version="2.1")
+    assert other.name == "2.1"
+    assert bentolite.load("hello-service:2.1").name == "hello-service"
+
+
+def test_a_packed_instance_needs_no_artifact_files(greeter_dir):
+    (greeter_dir / "bentofile.yaml").write_text('service: "greeter_service.py:packed"\n')
+    assert bentolite.load(build(greeter_dir / "bentofile.yaml")).greet("Bo") == "Hi, Bo!"
+
+
+def test_python_and_docker_settings_reach_the_env_record(greeter_dir):
+    import attrs as attrs_package
+
+    write(
+        greeter_dir,
+        {
+            "requirements.txt": "cloudpickle\n",
+            "setup.sh": "echo set up\n",
+            "bentofile.yaml": """
+                service: "greeter_service.py:Greeter"
+                python:
+                  packages: [click, "pyyaml>=5"]
+                  requirements_txt: requirements.txt
+                  index_url: https://pypi.example.com/simple
+                  extra_index_url: [https://extra.example.com/simple]
+                docker:
+                  base_image: python:3.11-bookworm
+                  python_version: "3.11"
+                  system_packages: [libgomp1]
+                  env: {OMP_NUM_THREADS: "1"}
+                  setup_script: setup.sh
+                artifacts: {greeting: greeting.txt}
+            """,
+        },
+    )
+    path = build(greeter_dir / "bentofile.yaml")
+    env = meta_of(path)["env"]
+    assert env["pip_packages"] == ["attrs", "click", "pyyaml>=5"]  # @env first, then the bentofile
+    assert env["system_packages"] == ["curl", "libgomp1"]
+    assert env["docker_base_image"] == "python:3.11-bookworm"
+    assert env["python_version"] == "3.11"
+    assert env["docker_env"] == {"OMP_NUM_THREADS": "1"}
+    assert env["pip_index_url"] == "https://pypi.example.com/simple"
+    assert env["pip_extra_index_urls"] == ["https://extra.example.com/simple"]
+    assert (path / env["setup_sh"]).read_text() == "echo set up\n"
+    lines = (path / "env/requirements.txt").read_text().splitlines()
+    assert lines[:2] == [
+        "--index-url https://pypi.example.com/simple",
+        "--extra-index-url https://extra.example.com/simple",
+    ]
+    assert f"attrs=={attrs_package.__version__}" in lines
+    assert "pyyaml>=5" in lines and any(line.startswith("cloudpickle==") for line in lines)
+    assert "FROM ${BASE_IMAGE}" in (path / "Dockerfile").read_text()
+
+
+def test_lock_false_keeps_packages_unpinned(greeter_dir):
+    (greeter_dir / "bentofile.yaml").write_text(
+        'service: "greeter_service.py:packed"\npython:\n  packages: [click]\n  lock: false\n'
+    )
+    path = build(greeter_dir / "bentofile.yaml")
+    assert (path / "env/requirements.txt").read_text() == "attrs\nclick\n"
+
+
+def test_progress_reports_each_step_in_order(greeter_dir):
+    steps: list[str] = []
+    build(greeter_dir / "bentofile.yaml", progress=steps.append)
+    assert steps == list(STEPS)
+
+
+def test_module_in_a_sub_folder(tmp_path):
+    build_dir = write(
+        tmp_path / "project",
+        {
+            "src/app/service.py": """
+                from bentolite import Service, api
+                from bentolite.adapters import JsonInput
+                from src.app.rules import double
+
+                class Doubler(Service):
+                    @api(input=JsonInput())
+                    def run(self, x):
+                        return double(x)
+            """,
+            "src/app/rules.py": "def double(x):\n    return 2 * x\n",
+            "bentofile.yaml": 'service: "src/app/service.py:Doubler"\ninclude: ["src/"]\n',
+        },
+    )
+    path = build(build_dir / "bentofile.yaml")
+    assert (path / "src/src/app/rules.py").is_file()
+    assert bentolite.load(path).run(21) == 42
+
+
+def test_imports_are_undone_after_a_build(greeter_dir, monkeypatch):
+    # A different module of the same name imported before the build is put back afterwards.
+    elsewhere = write(greeter_dir.parent / "elsewhere", {"helpers.py": "ORIGIN = 'elsewhere'\n"})
+    monkeypatch.syspath_prepend(str(elsewhere))
+    monkeypatch.delitem(sys.modules, "helpers", raising=False)  # loaded bundles may have left one
+    import helpers
+
+    try:
+        path_before = list(sys.path)
+        path = build(greeter_dir / "bentofile.yaml")  # imports this directory's helpers.py
+        assert (path / "src/helpers.py").read_text() == (greeter_dir / "helpers.py").read_text()
+        assert sys.path == path_before
+        assert "greeter_service" not in sys.modules
+        assert sys.modules["helpers"] is helpers and helpers.ORIGIN == "elsewhere"
+    finally:
+        sys.modules.pop("helpers", None)
+
+
+def test_a_rebuild_imports_the_edited_module(greeter_dir):
+    first = build(greeter_dir / "bentofile.yaml")
+    service = greeter_dir / "greeter_service.py"
+    service.write_text(
+        service.read_text().replace('f"{self.artifacts.greeting}', 'f"{self.artifacts.greeting}!')
+    )
+    second = build(greeter_dir / "bentofile.yaml")
+    assert bentolite.load(first).greet("x") == "Hello, x!"
+    assert bentolite.load(second).greet("x") == "Hello!, x!"
+
+
+def test_build_time_errors_name_the_key(greeter_dir):
+    bentofile = greeter_dir / "bentofile.yaml"
+    bentofile.write_text('service: "greeter_service.py:Greeter"\nartifacts:\n  greting: greeting.txt\n')
+    with pytest.raises(ConfigError, match=r":3: artifacts.greting: .*did you mean 'greeting'\?"):
+        build(bentofile)
+    bentofile.write_text('service: "greeter_service.py:Greter"\n')
+    with pytest.raises(ConfigError, match=r":1: service: .*no attribute 'Greter'; did you mean 'Greeter'\?"):
+        build(bentofile)
+    bentofile.write_text('service: "greeter_service.py:punctuation"\n')
+    with pytest.raises(ConfigError, match="not a bentolite.Service"):
+        build(bentofile)
+    bentofile.write_text('service: "greeter_service.py:Greeter"\n')
+    with pytest.raises(ConfigError, match=r"needs artifact\(s\) greeting"):
+        build(bentofile)
+    bentofile.write_text('service: "no_such_pkg.service:Svc"\n')
+    with pytest.raises(ConfigError, match="no module 'no_such_pkg.service'"):
+        build(bentofile)
+
+
+def test_errors_in_user_code_are_build_errors(greeter_dir):
+    (greeter_dir / "helpers.py").write_text("import not_installed_anywhere\n")
+    with pytest.raises(BuildError, match="importing greeter_service failed: No module named"):
+        build(greeter_dir / "bentofile.yaml")
+
+
+def test_a_failed_build_leaves_the_store_untouched(greeter_dir, store_home):
+    (greeter_dir / "model.pkl").write_bytes(b"not a pickle")
+    (greeter_dir / "bentofile.yaml").write_text(
+        'service: "greeter_service.py:Greeter"\nartifacts:\n  greeting: missing.txt\n'
+    )
+    with pytest.raises(ConfigError, match="does not exist"):
+        build(greeter_dir / "bentofile.yaml")
+    bentofile = greeter_dir / "bentofile.yaml"
+    bentofile.write_text('service: "greeter_service.py:packed"\nversion: v1\n')
+    build(bentofile)
+    before = sorted(p.relative_to(store_home) for p in store_home.rglob("*"))
+    with pytest.raises(Exception, match="already exists"):
+        build(bentofile)
+    assert sorted(p.relative_to(store_home) for p in store_home.rglob("*")) == before
+
+
+def test_unloadable_artifact_file(tmp_path, iris_model):
+    build_dir = shutil.copytree(EXAMPLES / "iris_classifier", tmp_path / "iris")
+    (build_dir / "model.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ArtifactError, match=r"bentofile.yaml:\d+: artifacts.model: cannot load model.pkl"):
+        build(build_dir / "bentofile.yaml")
+    assert store.list_bundles() == []
+    (build_dir / "model.pkl").write_bytes(pickle.dumps(iris_model[0]))
+    assert build(build_dir / "bentofile.yaml").is_dir()
+
+
+# --- include / exclude ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches", "misses"),
+    [
+        ("*", ["a.py", "x/y/z.txt"], []),
+        ("*.py", ["a.py", "pkg/b.py"], ["a.pyc", "py"]),
+        ("data/*.csv", ["data/a.csv"], ["data/sub/a.csv", "other/data/a.csv"]),
+        ("data/**/*.csv", ["data/a.csv", "data/x/y/a.csv"], ["a.csv"]),
+        ("tests/", ["tests/a.py", "pkg/tests/b.py"], ["tests"]),
+        ("notes", ["notes", "notes/a.md", "x/notes"], ["notes.md"]),
+        ("./train.py", ["train.py"], ["sub/train.py"]),
+        ("model_[0-9].pkl", ["model_1.pkl"], ["model_a.pkl"]),
+    ],
+)
+def test_patterns_follow_gitignore(pattern, matches, misses):
+    regex = pattern_regex(pattern)
+    for path in matches:
+        assert regex.match(path), (pattern, path)
+    for path in misses:
+        assert not regex.match(path), (pattern, path)
+
+
+def test_collect_files_always_leaves_out_vcs_caches_and_virtualenvs(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTOLITE_HOME", str(tmp_path / "home"))
+    write(
+        tmp_path,
+        {
+            "svc.py": "",
+            "data/a.csv": "",
+            "data/b.txt": "",
+            "helpers/util.py": "",
+            ".git/config": "",
+            "pkg/__pycache__/x.cpython-311.pyc": "",
+            "stale.pyc": "",
+            "venv/lib/site.py": "",
+            "myenv/pyvenv.cfg": "",
+            "myenv/lib/mod.py": "",
+            "home/bundles/x.py": "",
+            "model.pkl": "",
+        },
+    )
+    found = [rel for rel, _ in collect_files(tmp_path, ["*"], skip=[tmp_path / "model.pkl"])]
+    assert found == ["data/a.csv", "data/b.txt", "helpers/util.py", "svc.py"]
+    found = [rel for rel, _ in collect_files(tmp_path, ["*.py", "data/*.csv"], ["helpers/"])]
+    assert found == ["data/a.csv", "svc.py"]
+
+
+def test_bentolite_build_is_callable_however_it_was_imported(greeter_dir):
+    import bentolite.build
+
+    assert bentolite.build(greeter_dir / "bentofile.yaml", version="called").name == "called"
+
+
+def test_load_service_gives_a_ready_service(greeter_dir, monkeypatch):
+    from bentolite.bentofile import BuildConfig
+    from bentolite.build import load_service
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("greeter_service", "helpers"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    (greeter_dir / "bentofile.yaml").write_text(
+        'service: "greeter_service.py:Greeter"\nname: Hi\nartifacts: {greeting: greeting.txt}\n'
+    )
+    svc = load_service(BuildConfig.from_file(greeter_dir / "bentofile.yaml"), greeter_dir)
+    assert svc.name == "Hi" and svc.greet("Al") == "Hello, Al!"
+    sys.modules.pop("greeter_service", None)
+    sys.modules.pop("helpers", None)
