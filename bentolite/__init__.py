@@ -24,7 +24,7 @@ def load(path_or_tag: str, *, load_artifacts: bool = True) -> Service:
 
 _LAZY = {
     "serve": ("bentolite.server", "serve"),
-    "containerize": ("bentolite.containerize", "containerize"),
+    "containerize": ("bentolite.image_build", "containerize"),
     "deploy_to_clipper": ("bentolite.clipper.deploy", "deploy_to_clipper"),
     "build": ("bentolite.build", "build"),
 }

@@ -1,12 +1,34 @@
-"""Render the Dockerfile that turns a bundle directory (the build context) into an image."""
+"""Render the files that turn a bundle directory (the build context) into an image.
+
+Two targets: ``http`` serves every API with ``bentolite serve``; ``clipper`` serves one API as a
+Clipper model container. Each gets a ``Dockerfile``, an entrypoint script (``env/entrypoint.sh``)
+and a ``.dockerignore``, all rendered from ``templates/``.
+"""
 
 from __future__ import annotations
 
-from bentolite.bundle_meta import BundleMeta
+import json
+import posixpath
+from pathlib import Path
+
+from bentolite.bundle_meta import ApiRecord, BundleMeta
+from bentolite.exceptions import InvalidArgument, NotFound
 from bentolite.templating import render
 
 TARGETS = ("http", "clipper")
 HTTP_PORT = 3000
+#: where the entrypoint script sits in the build context
+ENTRYPOINT_FILE = "env/entrypoint.sh"
+#: uid and gid of the unprivileged user images run as
+USER_ID = 10001
+
+CLIPPER_MODEL_PATH = "/model"
+CLIPPER_RPC_PORT = 7000
+CLIPPER_METRICS_PORT = 1390
+#: the file Clipper's health check and Kubernetes readiness probe look for
+CLIPPER_READY_FILE = "/model_is_ready.check"
+#: where the runtime writes it (the user cannot write to /); the file above links here
+READY_DIR = "/run/bentolite"
 
 
 def default_base_image(meta: BundleMeta) -> str:
@@ -18,20 +40,179 @@ def default_base_image(meta: BundleMeta) -> str:
     return f"python:{major_minor}-slim"
 
 
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise InvalidArgument(f"unknown image target {target!r}; choose one of: {', '.join(TARGETS)}")
+    return target
+
+
+def clipper_api(meta: BundleMeta, name: str | None) -> ApiRecord:
+    """The API a Clipper image serves: ``name``, else the bundle's only API with a Clipper adapter."""
+    clipper_apis = [a for a in meta.apis if a.clipper_input_type]
+    listed = ", ".join(a.name for a in clipper_apis) or "none"
+    if name:
+        api = meta.api(name)
+        if api is None:
+            raise NotFound(f"{meta.tag} has no API {name!r}; its Clipper APIs: {listed}")
+        if not api.clipper_input_type:
+            raise InvalidArgument(
+                f"API {name!r} of {meta.tag} takes {api.adapter.get('type')}, which Clipper cannot "
+                f"call; choose an API with a Clipper* adapter (here: {listed})"
+            )
+        return api
+    if len(clipper_apis) == 1:
+        return clipper_apis[0]
+    if not clipper_apis:
+        raise InvalidArgument(
+            f"{meta.tag} has no API with a Clipper adapter; declare one with "
+            "@api(input=ClipperDoublesInput()) (or another Clipper* adapter)"
+        )
+    raise InvalidArgument(
+        f"{meta.tag} has {len(clipper_apis)} Clipper APIs ({listed}); choose one with --api"
+    )
+
+
+def target_api(meta: BundleMeta, target: str, api: str | None) -> ApiRecord | None:
+    """The API a ``target`` image serves: None for HTTP (it serves every API), one for Clipper."""
+    check_target(target)
+    if target == "clipper":
+        return clipper_api(meta, api)
+    if api:
+        raise InvalidArgument("an HTTP image serves every API; --api applies only to --target clipper")
+    return None
+
+
+def quote(value: str) -> str:
+    """``value`` as a double-quoted Dockerfile word (no variable expansion, one line)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + " ".join(escaped.splitlines()) + '"'
+
+
+def image_labels(
+    meta: BundleMeta,
+    target: str,
+    api: ApiRecord | None,
+    base_image: str,
+    requirements: list[str] | None = None,
+) -> dict[str, str]:
+    """OCI annotations plus bentolite's own: bundle tag, target, APIs, frozen requirements."""
+    labels = {
+        "org.opencontainers.image.title": meta.name,
+        "org.opencontainers.image.version": meta.version,
+        "org.opencontainers.image.created": meta.created_at,
+    }
+    if meta.description.strip():
+        labels["org.opencontainers.image.description"] = meta.description.strip().splitlines()[0]
+    labels |= {
+        "org.opencontainers.image.base.name": base_image,
+        "ai.bentolite.bundle": meta.tag,
+        "ai.bentolite.target": target,
+        "ai.bentolite.bentolite_version": meta.bentolite_version,
+        "ai.bentolite.apis": json.dumps(
+            [
+                {
+                    "name": a.name,
+                    "route": a.route,
+                    "input": a.adapter.get("type"),
+                    **({"clipper_input_type": a.clipper_input_type} if a.clipper_input_type else {}),
+                }
+                for a in meta.apis
+            ],
+            separators=(",", ":"),
+        ),
+    }
+    if api is not None:
+        labels["ai.bentolite.api"] = api.name
+        labels["ai.bentolite.clipper_input_type"] = str(api.clipper_input_type)
+    if requirements is not None:
+        labels["ai.bentolite.requirements"] = json.dumps(requirements, separators=(",", ":"))
+    return labels
+
+
+def _context(
+    meta: BundleMeta,
+    target: str,
+    api: str | None,
+    base_image: str | None,
+    requirements: list[str] | None,
+) -> dict[str, object]:
+    record = target_api(meta, target, api)
+    base = base_image or default_base_image(meta)
+    wheel = str(meta.env["bentolite_wheel"])
+    return {
+        "meta": meta,
+        "target": target,
+        "api": record,
+        "base_image": base,
+        "wheel": wheel,
+        "wheel_name": posixpath.basename(wheel),
+        "system_packages": list(meta.env.get("system_packages") or []),
+        "docker_env": [(key, quote(str(value))) for key, value in (meta.env.get("docker_env") or {}).items()],
+        "setup_sh": meta.env.get("setup_sh"),
+        "entrypoint": ENTRYPOINT_FILE,
+        "uid": USER_ID,
+        "port": HTTP_PORT,
+        "model_path": CLIPPER_MODEL_PATH,
+        "rpc_port": CLIPPER_RPC_PORT,
+        "metrics_port": CLIPPER_METRICS_PORT,
+        "clipper_ready_file": CLIPPER_READY_FILE,
+        "ready_dir": READY_DIR,
+        "ready_file": f"{READY_DIR}/{posixpath.basename(CLIPPER_READY_FILE)}",
+        "labels": [
+            (key, quote(value))
+            for key, value in image_labels(meta, target, record, base, requirements).items()
+        ],
+    }
+
+
 def render_dockerfile(
     meta: BundleMeta,
     target: str = "http",
     api: str | None = None,
     base_image: str | None = None,
+    requirements: list[str] | None = None,
 ) -> str:
-    """The Dockerfile for ``target`` ("http" or "clipper"; the latter serves one ``api``)."""
-    return render(
-        f"Dockerfile.{target}.j2",
-        meta=meta,
-        api=api,
-        base_image=base_image or default_base_image(meta),
-        wheel=meta.env["bentolite_wheel"],
-        system_packages=meta.env.get("system_packages") or [],
-        setup_sh=meta.env.get("setup_sh"),
-        port=HTTP_PORT,
+    """The Dockerfile for ``target`` ("http", or "clipper" serving one ``api``).
+
+    ``requirements`` (the bundle's frozen requirement lines) become a label when given.
+    """
+    context = _context(meta, target, api, base_image, requirements)
+    return render(f"Dockerfile.{target}.j2", **context)
+
+
+def render_entrypoint(meta: BundleMeta, target: str = "http", api: str | None = None) -> str:
+    return render("entrypoint.sh.j2", **_context(meta, target, api, None, None))
+
+
+def render_dockerignore() -> str:
+    return render("dockerignore.j2")
+
+
+def read_requirements(bundle_dir: Path, meta: BundleMeta) -> list[str]:
+    """The bundle's requirement lines, without pip options (an index URL may hold a password)."""
+    path = Path(bundle_dir) / str(meta.env.get("requirements_txt") or "env/requirements.txt")
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith(("-", "#"))]
+
+
+def write_docker_files(
+    directory: Path,
+    meta: BundleMeta,
+    target: str = "http",
+    api: str | None = None,
+    base_image: str | None = None,
+) -> None:
+    """Write ``Dockerfile``, ``.dockerignore`` and the entrypoint into a bundle directory, which
+    then builds the ``target`` image as it stands."""
+    directory = Path(directory)
+    requirements = read_requirements(directory, meta)
+    (directory / "Dockerfile").write_text(
+        render_dockerfile(meta, target, api, base_image, requirements), encoding="utf-8"
     )
+    (directory / ".dockerignore").write_text(render_dockerignore(), encoding="utf-8")
+    entrypoint = directory / ENTRYPOINT_FILE
+    entrypoint.parent.mkdir(parents=True, exist_ok=True)
+    entrypoint.write_text(render_entrypoint(meta, target, api), encoding="utf-8")
+    entrypoint.chmod(0o755)
