@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import io
+import re
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -38,12 +39,27 @@ def _package_files() -> list[tuple[str, Path]]:
     return files
 
 
+#: what only the machine that builds images needs; a bundle's image runs without them, so the
+#: bundled wheel moves them to the extra ``build`` (one fewer docker SDK and rich per image)
+BUILD_ONLY = frozenset({"docker", "rich"})
+
+
 def _requirements() -> list[str]:
     try:
         requires = metadata.requires("bentolite") or []
     except metadata.PackageNotFoundError:
         return []
-    return [r for r in requires if "extra ==" not in r]
+    lines = []
+    for requirement in requires:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower()
+        if name in BUILD_ONLY:
+            base, _, marker = requirement.partition(";")
+            extra = 'extra == "build"'
+            requirement = f"{base.strip()}; ({marker.strip()}) and {extra}" if marker else f"{base}; {extra}"
+        lines.append(requirement)
+    return lines
 
 
 def _metadata_text() -> str:
@@ -54,6 +70,7 @@ def _metadata_text() -> str:
         "Summary: bentolite, as it was when this bundle was saved",
         "Requires-Python: >=3.9",
     ]
+    lines.append("Provides-Extra: build")
     lines += [f"Requires-Dist: {r}" for r in _requirements()]
     return "\n".join(lines) + "\n"
 
