@@ -82,6 +82,9 @@ def test_bundle_carries_an_installable_bentolite_wheel(iris_model):
     assert "bentolite/service.py" in names
     assert any(n.startswith("bentolite/templates/Dockerfile.") for n in names)
     assert "Requires-Dist: pyzmq" in metadata
+    # an image runs the bundle without the image-building tools
+    assert 'Requires-Dist: docker>=6.0; extra == "build"' in metadata
+    assert 'Requires-Dist: rich>=12.0; extra == "build"' in metadata
     assert f"bentolite-{bentolite.__version__}.dist-info/RECORD" in names
 
 

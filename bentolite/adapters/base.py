@@ -5,7 +5,8 @@ whether it arrives as a direct Python call, an HTTP request or a Clipper batch:
 
 * ``from_direct(value)``: the argument of ``svc.predict(value)`` -> what the user function gets;
 * ``from_http(request)`` / ``to_http(result, payload)``: one HTTP request and its response;
-* ``merge(payloads)`` / ``split(result, sizes)``: how concurrent requests form one batch;
+* ``merge(payloads)`` / ``split(result, sizes)``: how concurrent requests form one batch
+  (``batch_size(payload)``: how many items of a batch one request holds);
 * ``from_clipper(frames)`` / ``to_clipper(result, n)``: a Clipper RPC batch (Clipper adapters);
 
 plus its OpenAPI schema (``openapi_request``/``openapi_response``) and its record in
@@ -201,6 +202,10 @@ class Adapter:
     def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
         """Merge request payloads into one batch; returns the batch and each request's size."""
         return list(payloads), [1] * len(payloads)
+
+    def batch_size(self, payload: Any) -> int:
+        """How many batch items one request's payload holds (the size ``merge`` reports for it)."""
+        return self.merge([payload])[1][0]
 
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         """Split a batch result back into one result per request (item ``i`` to request ``i``)."""

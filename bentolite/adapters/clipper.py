@@ -124,6 +124,9 @@ class ClipperInput(Adapter):
     def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
         return [x for p in payloads for x in p], [len(p) for p in payloads]
 
+    def batch_size(self, payload: Any) -> int:
+        return len(payload)
+
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         return split_rows(result, sizes)
 

@@ -116,6 +116,9 @@ class DataframeInput(Adapter):
 
         return pd.concat(payloads, ignore_index=True), [len(p) for p in payloads]
 
+    def batch_size(self, payload: Any) -> int:
+        return len(payload)
+
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         return split_rows(result, sizes)
 

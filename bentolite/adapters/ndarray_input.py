@@ -58,6 +58,9 @@ class NdarrayInput(Adapter):
         arrays = [p if p.ndim else p.reshape(1) for p in payloads]
         return np.concatenate(arrays, axis=0), [len(a) for a in arrays]
 
+    def batch_size(self, payload: Any) -> int:
+        return len(payload) if payload.ndim else 1
+
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         return split_rows(result, sizes)
 
