@@ -1,0 +1,132 @@
+"""Prometheus metrics of one app, in a registry of its own (never prometheus_client's global one).
+
+Exported at ``GET /metrics``:
+
+* ``bentolite_requests_total{api, status}``: requests answered, by API and HTTP status;
+* ``bentolite_request_duration_seconds{api}``: histogram of the time from a request's arrival
+  to its response;
+* ``bentolite_requests_in_flight{api}``: requests being handled now;
+* ``bentolite_batch_size{api}``: histogram of the items per call of a batched API;
+* ``bentolite_batch_duration_seconds{api}``: histogram of the duration of those calls;
+* ``bentolite_batch_limit{api}``: the adaptive batch size limit (see ``batching.py``);
+* ``bentolite_service_info{name, version}``: always 1.
+
+With several workers (``serve(workers=N)``), the runner sets ``PROMETHEUS_MULTIPROC_DIR`` so
+every worker writes its values there and any worker answers with the sum over all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """The metrics of one app; :meth:`for_api` gives the per-API handles the server updates."""
+
+    def __init__(self, service_name: str, service_version: str | None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "bentolite_requests",
+            "Requests answered, by API and HTTP status.",
+            ["api", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "bentolite_request_duration_seconds",
+            "Time from a request's arrival to its response, by API.",
+            ["api"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "bentolite_requests_in_flight",
+            "Requests being handled, by API.",
+            ["api"],
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "bentolite_batch_size",
+            "Items per call of a batched API.",
+            ["api"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_duration = Histogram(
+            "bentolite_batch_duration_seconds",
+            "Duration of one call of a batched API's function.",
+            ["api"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_limit = Gauge(
+            "bentolite_batch_limit",
+            "Current adaptive batch size limit of a batched API.",
+            ["api"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        info = Gauge(
+            "bentolite_service_info",
+            "The service this server runs.",
+            ["name", "version"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        info.labels(service_name, service_version or "").set(1)
+
+    def for_api(self, api: str) -> ApiMetrics:
+        return ApiMetrics(self, api)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    @staticmethod
+    def process_exiting() -> None:
+        """Drop this process's live gauges from a multi-worker directory."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+
+class ApiMetrics:
+    """The label children of one API, bound once so a request only increments them."""
+
+    def __init__(self, metrics: Metrics, api: str) -> None:
+        self._requests = metrics.requests
+        self._api = api
+        self._by_status: dict[int, Any] = {}
+        self.in_flight = metrics.in_flight.labels(api)
+        self._duration = metrics.duration.labels(api)
+        self._batch_size = metrics.batch_size.labels(api)
+        self._batch_duration = metrics.batch_duration.labels(api)
+        self._batch_limit = metrics.batch_limit.labels(api)
+
+    def answered(self, status: int, seconds: float) -> None:
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self._requests.labels(self._api, str(status))
+        counter.inc()
+        self._duration.observe(seconds)
+
+    def batch(self, items: int, seconds: float, limit: int) -> None:
+        self._batch_size.observe(items)
+        self._batch_duration.observe(seconds)
+        self._batch_limit.set(limit)
