@@ -26,7 +26,7 @@ _LAZY = {
     "serve": ("bentolite.server", "serve"),
     "containerize": ("bentolite.image_build", "containerize"),
     "deploy_to_clipper": ("bentolite.clipper.deploy", "deploy_to_clipper"),
-    "build": ("bentolite.build", "build"),
+    "build": ("bentolite.builder", "build"),
 }
 
 

@@ -92,11 +92,12 @@ def test_duration_fit_learns_fixed_and_per_item_costs():
 
 
 def test_requests_that_cannot_meet_the_budget_get_503_instead_of_queueing():
-    model = Model(fixed=0.06)
-    batcher = Batcher("m", model, max_batch_size=2, max_latency_ms=100)
+    # time scales well above a busy machine's scheduling jitter
+    model = Model(fixed=0.3)
+    batcher = Batcher("m", model, max_batch_size=2, max_latency_ms=500)
 
     async def scenario():
-        await batcher.submit(0, 1)  # teaches the fit that a call takes 60 ms
+        await batcher.submit(0, 1)  # teaches the fit that a call takes 300 ms
         return await asyncio.gather(*[batcher.submit(i, 1) for i in range(8)], return_exceptions=True)
 
     results = run(scenario())
@@ -108,11 +109,11 @@ def test_requests_that_cannot_meet_the_budget_get_503_instead_of_queueing():
 
 
 def test_a_request_that_finds_the_api_idle_is_always_accepted():
-    batcher = Batcher("m", Model(fixed=0.05), max_batch_size=4, max_latency_ms=10)
+    batcher = Batcher("m", Model(fixed=0.25), max_batch_size=4, max_latency_ms=100)
 
     async def scenario():
         first = await batcher.submit(1, 1)
-        second = await batcher.submit(2, 1)  # the fit says 50 ms > 10 ms, but nothing is ahead
+        second = await batcher.submit(2, 1)  # the fit says 250 ms > 100 ms, but nothing is ahead
         return first, second
 
     assert run(scenario()) == (10, 20)

@@ -83,7 +83,7 @@ def build_command(bentofile: Path, version: str | None, labels: tuple[str, ...],
 
     Prints the new tag and the bundle's path; -o json|yaml prints its record instead.
     """
-    from bentolite.build import build
+    from bentolite.builder import build
 
     extra_labels = parse_labels(labels)
     if bentofile.is_dir():

@@ -5,7 +5,7 @@ TARGET is one of:
 * a tag in the store: ``Name``, ``Name:latest`` or ``Name:version``;
 * a bundle directory (it holds ``bentolite.yaml``);
 * a build directory (it holds ``bentofile.yaml``): the service it names, loaded as
-  ``bentolite build`` loads it (``bentolite.build.load_service``);
+  ``bentolite build`` loads it (``bentolite.builder.load_service``);
 * ``path/to/module.py:attr`` for development: ``attr`` is a packed ``Service`` instance, or a
   ``Service`` class that declares no artifacts (it is instantiated).
 
@@ -100,7 +100,7 @@ def load_bentofile_target(build_dir: Path) -> Service:
     """A build directory: the service its ``bentofile.yaml`` names, under the name it gives and
     with the artifact files it lists packed, exactly as ``bentolite build`` would bundle it."""
     from bentolite.bentofile import BuildConfig
-    from bentolite.build import load_service
+    from bentolite.builder import load_service
 
     return load_service(BuildConfig.from_file(build_dir / BENTOFILE), build_dir)
 

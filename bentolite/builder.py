@@ -13,7 +13,6 @@ import importlib
 import os
 import re
 import sys
-import types
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -382,20 +381,3 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     prefix = "" if anchored else "(?:.*/)?"
     suffix = "/.*" if folder_only else "(?:/.*)?"
     return re.compile(f"^{prefix}{''.join(out)}{suffix}$")
-
-
-class _BuildModule(types.ModuleType):
-    """Importing ``bentolite.build`` makes it this module's name in the package, hiding the
-    function ``bentolite.build``; calling the module calls the function, so both spellings work."""
-
-    def __call__(
-        self,
-        bentofile_path: str | os.PathLike[str] = BENTOFILE,
-        version: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        progress: Progress | None = None,
-    ) -> Path:
-        return build(bentofile_path, version=version, labels=labels, progress=progress)
-
-
-sys.modules[__name__].__class__ = _BuildModule
