@@ -55,6 +55,7 @@ class ServiceError(BentoliteError):
 class BadInput(BentoliteError):
     """A prediction input is malformed or has the wrong type."""
 
+    exit_code = 2
     http_status = 400
 
 
