@@ -63,6 +63,10 @@ class AdminError(Exception):
     """A management call Clipper would refuse (answered with HTTP 400 and the message)."""
 
 
+class JsonInputError(ValueError):
+    """A query input Clipper's JSON parsing refuses (HTTP 400, ``"error": "Json error"``)."""
+
+
 @dataclass(frozen=True)
 class AdminCall:
     """One request to the management API: its path (``/admin/add_model``) and JSON body."""
@@ -187,7 +191,10 @@ class LocalFrontend:
         if not infos:
             raise AdminError(f"no model {names[0]}")
         if infos[0]["input_type"] != self.apps[app]["input_type"]:
-            raise AdminError(f"model {names[0]} and application {app} have different input types")
+            raise AdminError(
+                f"Model with name '{names[0]}' has incompatible input_type '{infos[0]['input_type']}'. "
+                f"Requested app to link to has input_type '{self.apps[app]['input_type']}'."
+            )
         self.links[app] = list(names)
         return "Success!"
 
@@ -249,6 +256,8 @@ class LocalFrontend:
             version = self.current.get(linked[0]) if linked else None
         input_type = InputType.from_name(info["input_type"])
         inputs = body["input_batch"] if "input_batch" in body else [body["input"]]
+        for value in inputs:
+            _check_input(value, input_type)
         replicas = [
             r
             for r in self.peer.registered()
@@ -281,6 +290,38 @@ class LocalFrontend:
 
 def _readable(input_type: str) -> str:
     return _READABLE[InputType.from_name(input_type)]
+
+
+# Element checks of Clipper's parser (rapidjson's IsInt/IsFloat/IsDouble): a number written
+# without a fraction or exponent is an int, so a floats or doubles app refuses `6` and wants `6.0`.
+_ELEMENTS = {
+    InputType.INTS: (int, "int"),
+    InputType.FLOATS: (float, "float"),
+    InputType.DOUBLES: (float, "double"),
+}
+
+
+def _check_input(value: Any, input_type: InputType) -> None:
+    if input_type in (InputType.STRINGS, InputType.BYTES):
+        if not isinstance(value, str):
+            raise JsonInputError(f"Input of type {_json_type(value)} is not of type string")
+        return
+    if not isinstance(value, list):
+        raise JsonInputError(f"Array input of type {_json_type(value)} is not of type array")
+    kind, label = _ELEMENTS[input_type]
+    for element in value:
+        if type(element) is not kind:  # exact type: JSON true/false are not numbers
+            raise JsonInputError(f"Array input of type {_json_type(element)} is not of type {label}")
+
+
+def _json_type(value: Any) -> str:
+    """rapidjson's name of a JSON value's type."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    names = {dict: "Object", list: "Array", str: "String", int: "Number", float: "Number"}
+    return names[type(value)]
 
 
 def _encode(value: Any, input_type: InputType) -> bytes:
@@ -340,6 +381,8 @@ def _handler_for(frontend: LocalFrontend) -> type[BaseHTTPRequestHandler]:
                     self._reply(404, {"error": f"no route {self.path}"})
             except LookupError as exc:
                 self._reply(404, {"error": f"unknown {exc}"})
+            except JsonInputError as exc:
+                self._reply(400, {"error": "Json error", "cause": str(exc)})
             except (AdminError, KeyError, TypeError, ValueError) as exc:
                 self._reply(400, {"error": "Query processing error", "cause": f"{type(exc).__name__}: {exc}"})
 

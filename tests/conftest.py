@@ -144,3 +144,20 @@ def registry() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def clipper(docker_client, session_tag):
+    """A connected ``clipper_admin.ClipperConnection`` on the one-machine Clipper cluster of
+    tests/clipper_cluster.py, and its container manager; everything is stopped afterwards."""
+    clipper_admin = pytest.importorskip("clipper_admin")
+    from clipper_cluster import LocalContainerManager
+
+    manager = LocalContainerManager(docker_client, cluster_name=f"bentolite-test-{session_tag}")
+    conn = clipper_admin.ClipperConnection(manager)
+    conn.start_clipper()
+    try:
+        yield conn, manager
+    finally:
+        conn.stop_all()
+        assert not manager.containers()

@@ -1,15 +1,13 @@
 """deploy_to_clipper through the real clipper_admin.ClipperConnection, with model containers on a
-real Docker engine and Clipper's frontends played by tests/clipper_cluster.py."""
+real Docker engine and Clipper's frontends played by tests/clipper_cluster.py (the ``clipper``
+fixture of conftest.py)."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
-from clipper_cluster import LocalContainerManager
 
 from bentolite import deploy_to_clipper
 from bentolite.bundle_meta import BundleMeta
@@ -19,20 +17,6 @@ from bentolite.image_names import default_image_name, to_clipper_name
 pytestmark = pytest.mark.docker
 
 SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
-
-
-@pytest.fixture
-def clipper(docker_client, session_tag) -> Iterator[tuple[Any, LocalContainerManager]]:
-    """A connected ClipperConnection and its container manager; everything stopped afterwards."""
-    clipper_admin = pytest.importorskip("clipper_admin")
-    manager = LocalContainerManager(docker_client, cluster_name=f"bentolite-test-{session_tag}")
-    conn = clipper_admin.ClipperConnection(manager)
-    conn.start_clipper()
-    try:
-        yield conn, manager
-    finally:
-        conn.stop_all()
-        assert not manager.containers()
 
 
 def test_deploy_registers_a_running_container(clipper, built_images, iris_example_bundle) -> None:

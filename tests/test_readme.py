@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+
+import pytest
+
+from bentolite.bundle_meta import BundleMeta
+from bentolite.image_names import default_image_name
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 def setup_commands() -> list[str]:
@@ -28,7 +38,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch, iris_model):
-    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    blocks = python_blocks()
     service_block = next(b for b in blocks if b.startswith("# iris_classifier.py"))
     (tmp_path / "iris_classifier.py").write_text(service_block)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -37,3 +47,30 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, iris_model):
     exec(compile(usage, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
     assert namespace["svc"].predict_clipper([namespace["iris"].data[0]]).tolist() == [0]
     assert namespace["same"].version == namespace["svc"].version
+
+
+@pytest.mark.docker
+def test_readme_deploy_steps_run(clipper, built_images, iris_example_bundle, store_home, monkeypatch):
+    """The steps of "Deploying to Clipper", with the one-machine cluster of tests/clipper_cluster.py
+    standing in for the one DockerContainerManager would start."""
+    import clipper_admin
+
+    conn, manager = clipper
+    meta = BundleMeta.read(iris_example_bundle)
+    # the README deploys IrisClassifier:latest: the session's iris bundle, so its image is reused
+    shutil.copytree(iris_example_bundle, store_home / "bundles" / meta.name / meta.version)
+    built_images.append(default_image_name(meta.name, meta.version, "clipper", "predict_clipper"))
+    monkeypatch.setattr(clipper_admin, "DockerContainerManager", lambda: manager)
+    blocks = python_blocks()
+    deploy = next(b for b in blocks if "cl.start_clipper()" in b)
+    query = next(b for b in blocks if "cl.get_query_addr()" in b)
+
+    namespace: dict = {}
+    exec(compile(deploy, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    # the README says to ask again while a new container connects; here, wait for it instead
+    manager.frontend.peer.wait_for_registration(60)
+    exec(compile(query, "README.md", "exec"), namespace)  # noqa: S102
+
+    assert namespace["response"].json()["output"] == 2
+    assert conn.get_linked_models("bentolite-iris") == [namespace["model"]]
+    assert manager.frontend.calls("add_app")[0]["input_type"] == "floats"
