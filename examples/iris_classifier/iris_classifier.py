@@ -3,6 +3,9 @@
 from bentolite import Service, api, artifacts, env
 from bentolite.adapters import ClipperFloatsInput, DataframeInput
 from bentolite.artifacts import PickleArtifact
+from bentolite.exceptions import BadInput
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 @env(pip_packages=["scikit-learn"])
@@ -10,12 +13,16 @@ from bentolite.artifacts import PickleArtifact
 class IrisClassifier(Service):
     """Predicts the iris species (0 setosa, 1 versicolor, 2 virginica) from 4 measurements."""
 
-    @api(input=DataframeInput())
+    # Naming the columns makes a request without them a 400, not a failure inside the model.
+    @api(input=DataframeInput(columns=FEATURES))
     def predict(self, df):
         """One species per row of sepal length, sepal width, petal length, petal width."""
-        return self.artifacts.model.predict(df)
+        return self.artifacts.model.predict(df.to_numpy())
 
     @api(input=ClipperFloatsInput())
     def predict_clipper(self, inputs):
         """One species per input of 4 floats (for a Clipper cluster)."""
+        for i, x in enumerate(inputs):
+            if len(x) != len(FEATURES):
+                raise BadInput(f"input {i} has {len(x)} values; expected 4 ({', '.join(FEATURES)})")
         return self.artifacts.model.predict(inputs)
