@@ -10,7 +10,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from clipper_peer import ClipperPeer
+from live_server import free_port
 
 from bentolite.bundle_meta import BundleMeta
 from bentolite.cli.main import cli
@@ -44,12 +44,6 @@ def wait_for(condition: Any, timeout: float, what: str, container: Any = None) -
         time.sleep(0.25)
     logs = container.logs().decode(errors="replace")[-3000:] if container is not None else ""
     raise AssertionError(f"{what} within {timeout} s\n{logs}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 import requests
-from test_server_e2e import Server
+from live_server import Server
 
 import bentolite
 from bentolite.bundle_meta import BundleMeta

@@ -1,0 +1,74 @@
+"""A real ``bentolite serve`` child process on a free loopback port, for tests that need one."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+CLI = [sys.executable, "-c", "from bentolite.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``bentolite serve TARGET --port <free port> ...`` in a child process."""
+
+    def __init__(self, target: str, *options: str, home: Path, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {**os.environ, "BENTOLITE_HOME": str(home)}
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [*CLI, "serve", target, "--port", str(self.port), *options],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready:\n{self.log.read_text()}")
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.base + path, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.base + path, timeout=10, **kwargs)
+
+    def in_flight(self, api: str) -> float:
+        match = re.search(
+            rf'^bentolite_requests_in_flight{{api="{api}"}} (\S+)$', self.get("/metrics").text, re.M
+        )
+        return float(match.group(1)) if match else 0.0
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
