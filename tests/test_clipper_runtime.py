@@ -669,3 +669,26 @@ def test_entrypoint_reports_a_missing_bundle_in_one_line(peer, tmp_path):
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "is not a bundle directory" in lines[0], done.stderr
+
+
+def test_cli_clipper_container_is_the_same_entrypoint(tmp_path):
+    """`bentolite clipper-container` checks the environment like `python -m bentolite.clipper`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from bentolite.cli import main; main()",
+            "clipper-container",
+            str(tmp_path),
+            "--api",
+            "x",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "CLIPPER_MODEL_NAME" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
