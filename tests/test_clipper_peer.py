@@ -3,7 +3,6 @@ break the protocol. Driven by hand-written DEALER sockets, some of them misbehav
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import zmq
 from clipper_peer import ClipperPeer, ContainerGone, ProtocolViolation, wait_until
+from wire_bytes import doubles, u32, u64
 
 from bentolite.clipper.protocol import (
     HeartbeatReply,
@@ -24,18 +24,6 @@ from bentolite.clipper.protocol import (
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def u32(value: int) -> bytes:
-    return struct.pack("<I", value)
-
-
-def u64(*values: int) -> bytes:
-    return struct.pack(f"<{len(values)}Q", *values)
-
-
-def doubles(*values: float) -> bytes:
-    return np.array(values, dtype="<f8").tobytes()
 
 
 class HandDealer:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
+from wire_bytes import doubles, u32, u64
 
 from bentolite.adapters.clipper import BY_INPUT_TYPE
 from bentolite.clipper.protocol import (
@@ -31,18 +30,6 @@ from bentolite.clipper.protocol import (
 from bentolite.exceptions import BentoliteError
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def u32(value: int) -> bytes:
-    return struct.pack("<I", value)
-
-
-def u64(*values: int) -> bytes:
-    return struct.pack(f"<{len(values)}Q", *values)
-
-
-def doubles(*values: float) -> bytes:
-    return np.array(values, dtype="<f8").tobytes()
 
 
 # --- codes -----------------------------------------------------------------------------------
