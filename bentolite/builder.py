@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import pkgutil
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -48,7 +49,19 @@ STEPS = ("Collecting sources", "Packing artifacts", "Resolving requirements", "R
 
 Progress = Callable[[str], None]
 
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
+
+def _stdlib_module_names() -> frozenset[str]:
+    """Top-level names of the standard library. Python 3.9 has no ``sys.stdlib_module_names``:
+    there they are the modules in the standard library's folders (less its ``test`` package)."""
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is None:
+        lib = os.path.dirname(os.__file__)
+        folders = [lib, os.path.join(lib, "lib-dynload"), os.path.join(sys.base_prefix, "DLLs")]
+        names = {m.name for m in pkgutil.iter_modules(folders)} - {"test"}
+    return frozenset(names) | set(sys.builtin_module_names)
+
+
+_STDLIB = _stdlib_module_names()
 
 
 def build(

@@ -269,6 +269,14 @@ def test_build_time_errors_name_the_key(greeter_dir):
         build(bentofile)
 
 
+def test_a_service_module_named_after_a_standard_library_module_is_refused(greeter_dir):
+    shutil.copy(greeter_dir / "greeter_service.py", greeter_dir / "json.py")
+    bentofile = greeter_dir / "bentofile.yaml"
+    bentofile.write_text('service: "json.py:packed"\n')
+    with pytest.raises(ConfigError, match=r":1: service: the module 'json' would hide the module"):
+        build(bentofile)
+
+
 def test_errors_in_user_code_are_build_errors(greeter_dir):
     (greeter_dir / "helpers.py").write_text("import not_installed_anywhere\n")
     with pytest.raises(BuildError, match="importing greeter_service failed: No module named"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from click.testing import CliRunner
+from cli_runner import CliRunner
 
 import bentolite
 from bentolite import store
@@ -67,7 +67,7 @@ def invoke(*args: str, input: str | None = None):  # noqa: A002 - click's name
 
 def assert_one_line_error(result, code: int, fragment: str) -> str:
     assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from click.testing import CliRunner
+from cli_runner import CliRunner
 from clipper_peer import ClipperPeer
 from live_server import free_port
 
