@@ -46,10 +46,13 @@ def _docker_engine() -> tuple[object | None, str]:
         import requests
     except ImportError as exc:
         return None, f"the docker SDK is not installed ({exc})"
+    client = None
     try:
         client = docker.from_env()
         client.ping()
     except (docker.errors.DockerException, requests.RequestException) as exc:
+        if client is not None:
+            client.close()
         host = os.environ.get("DOCKER_HOST") or "unset (default socket)"
         return None, f"no Docker engine reachable at DOCKER_HOST={host}: {type(exc).__name__}: {exc}"
     return client, f"Docker engine {client.version().get('Version')} at {client.api.base_url}"
