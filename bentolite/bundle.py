@@ -19,6 +19,7 @@ into place, so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
@@ -27,7 +28,7 @@ import secrets
 import shutil
 import sys
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -201,17 +202,40 @@ def _write_generated_files(meta: BundleMeta, staging: Path) -> None:
     (staging / "README.md").write_text(render("bundle_README.md.j2", meta=meta))
 
 
+@contextlib.contextmanager
+def _own_sibling_modules(src: Path) -> Iterator[None]:
+    """While a bundle is imported (and its artifacts unpickled), its own top-level modules win.
+
+    ``from helpers import x`` in a bundle must get that bundle's ``helpers.py`` even when another
+    bundle (another version of the same service, say) already imported a ``helpers``. Modules of
+    those names imported before are set aside and put back afterwards, so what was loaded first
+    keeps its modules; the bundle's own copies stay referenced by the code that imported them.
+    """
+    if not src.is_dir():
+        raise BundleError(f"{src.parent} is not a complete bundle: its src/ folder is missing")
+    names = {p.stem if p.is_file() else p.name for p in src.iterdir() if p.suffix == ".py" or p.is_dir()}
+
+    def ours(module_name: str) -> bool:
+        return module_name.split(".", 1)[0] in names
+
+    set_aside = {name: sys.modules.pop(name) for name in [m for m in sys.modules if ours(m)]}
+    if str(src) in sys.path:
+        sys.path.remove(str(src))
+    sys.path.insert(0, str(src))  # absolute imports of the service's sibling modules
+    try:
+        yield
+    finally:
+        sys.modules.update(set_aside)
+
+
 def _import_service_class(src: Path, module: str, class_name: str) -> type[Service]:
     """Import the service class from a bundle's ``src/`` under a name unique to that bundle,
     so two versions of one service load side by side in one process."""
-    src = src.resolve()
     package = f"_bentolite_bundle_{hashlib.sha1(str(src).encode()).hexdigest()[:12]}"
     if package not in sys.modules:
         namespace = types.ModuleType(package)
         namespace.__path__ = [str(src)]  # type: ignore[attr-defined]
         sys.modules[package] = namespace
-    if str(src) not in sys.path:
-        sys.path.insert(0, str(src))  # absolute imports of the service's sibling modules
     try:
         loaded = importlib.import_module(f"{package}.{module}")
     except BentoliteError:
@@ -230,9 +254,11 @@ def load_bundle(path_or_tag: str | os.PathLike[str], *, load_artifacts: bool = T
     """Load the service in a bundle directory or a store tag (artifacts loaded unless told not)."""
     path = store.resolve(path_or_tag)
     meta = BundleMeta.read(path)
-    cls = _import_service_class(path / "src", meta.module, meta.service_class)
-    service = cls()
-    service._name, service._version, service._bundle_path = meta.name, meta.version, path
-    if load_artifacts:
-        service.artifacts.load(path / "artifacts", {a.name: a.file for a in meta.artifacts})
+    src = (path / "src").resolve()
+    with _own_sibling_modules(src):
+        cls = _import_service_class(src, meta.module, meta.service_class)
+        service = cls()
+        service._name, service._version, service._bundle_path = meta.name, meta.version, path
+        if load_artifacts:
+            service.artifacts.load(path / "artifacts", {a.name: a.file for a in meta.artifacts})
     return service

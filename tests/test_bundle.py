@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,7 +18,7 @@ from sample_services import Greeter, IrisClassifier
 import bentolite
 from bentolite import store
 from bentolite.artifacts import PickleArtifact
-from bentolite.bundle import new_version
+from bentolite.bundle import new_version, save_bundle
 from bentolite.exceptions import BundleError, InvalidArgument, ServiceError
 
 
@@ -178,3 +179,39 @@ def test_import_error_in_bundle_source_is_reported(tmp_path):
     (path / "src/sample_services.py").write_text("import not_a_module_anywhere\n")
     with pytest.raises(BundleError, match="No module named 'not_a_module_anywhere'"):
         bentolite.load(path)
+
+
+def test_each_bundle_imports_its_own_sibling_modules(tmp_path, monkeypatch):
+    """Two versions of a service whose helper module differs load side by side, each with its own."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "greeting_helpers.py").write_text('GREETING = "Hello"\n')
+    (source / "helped_service.py").write_text(
+        "from bentolite import Service, api\n"
+        "from bentolite.adapters import JsonInput\n"
+        "from greeting_helpers import GREETING\n\n\n"
+        "class Helped(Service):\n"
+        "    @api(input=JsonInput())\n"
+        "    def hi(self, name):\n"
+        '        return f"{GREETING}, {name}"\n'
+    )
+    monkeypatch.syspath_prepend(str(source))
+    from helped_service import Helped
+
+    first = Path(
+        save_bundle(
+            Helped(),
+            target=tmp_path / "v1",
+            extra_files=[("greeting_helpers.py", source / "greeting_helpers.py")],
+        )
+    )
+    second = tmp_path / "v2"
+    shutil.copytree(first, second)
+    (second / "src" / "greeting_helpers.py").write_text('GREETING = "Bonjour"\n')
+    for name in ("helped_service", "greeting_helpers"):
+        monkeypatch.delitem(sys.modules, name)
+
+    v1, v2 = bentolite.load(first), bentolite.load(second)
+    assert v1.hi("Ann") == "Hello, Ann"
+    assert v2.hi("Ann") == "Bonjour, Ann"
+    assert sys.modules["greeting_helpers"].GREETING == "Hello"  # what loaded first keeps its name
