@@ -357,32 +357,37 @@ class ApiEndpoint:
     async def _execute_batch(self, payloads: list[Any]) -> list[Any]:
         if not self.is_async:
             return await self.state.run_sync(self._run_batch, payloads)
-        merged = self._merge(payloads)
-        if merged is None:
-            outcomes = []
-            for payload in payloads:
-                batch, sizes = self.adapter.merge([payload])
-                try:
-                    result = await self._call_async(batch)
-                    outcomes.append(self._split_and_render(result, sizes, [payload])[0])
-                except BentoliteError as exc:
-                    outcomes.append(exc)
-            return outcomes
-        return self._split_and_render(await self._call_async(merged[0]), merged[1], payloads)
+        groups = self._groups(payloads)
+        outcomes: list[Any] = []
+        for batch, sizes, members in groups:
+            try:
+                outcomes += self._split_and_render(await self._call_async(batch), sizes, members)
+            except BentoliteError as exc:
+                if len(groups) == 1:
+                    raise
+                outcomes.append(exc)  # a group of one payload: only that caller fails
+        return outcomes
 
     def _run_batch(self, payloads: list[Any]) -> list[Any]:
         """A batch for a sync function, in one thread-pool hop: merge, call, split, render."""
+        groups = self._groups(payloads)
+        outcomes: list[Any] = []
+        for batch, sizes, members in groups:
+            try:
+                outcomes += self._split_and_render(self._call(batch), sizes, members)
+            except BentoliteError as exc:
+                if len(groups) == 1:
+                    raise
+                outcomes.append(exc)  # a group of one payload: only that caller fails
+        return outcomes
+
+    def _groups(self, payloads: list[Any]) -> list[tuple[Any, list[int], list[Any]]]:
+        """What to call, as (batch, sizes, payloads): one merged group, or one group per payload
+        when they do not merge."""
         merged = self._merge(payloads)
-        if merged is None:
-            outcomes = []
-            for payload in payloads:
-                batch, sizes = self.adapter.merge([payload])
-                try:
-                    outcomes.append(self._split_and_render(self._call(batch), sizes, [payload])[0])
-                except BentoliteError as exc:
-                    outcomes.append(exc)
-            return outcomes
-        return self._split_and_render(self._call(merged[0]), merged[1], payloads)
+        if merged is not None:
+            return [(merged[0], merged[1], payloads)]
+        return [(*self.adapter.merge([payload]), [payload]) for payload in payloads]
 
     def _merge(self, payloads: list[Any]) -> tuple[Any, list[int]] | None:
         """The merged batch and sizes, or None when the payloads do not merge (say, arrays of
