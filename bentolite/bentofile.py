@@ -22,6 +22,8 @@ import yaml
 
 from bentolite import store
 from bentolite.exceptions import ConfigError
+from bentolite.requirements import is_requirement
+from bentolite.service import PYTHON_VERSION_RE
 
 BENTOFILE = "bentofile.yaml"
 #: every file under the build directory, except the ones build.py always leaves out
@@ -34,13 +36,7 @@ _ENV_VAR_RE = re.compile(rf"^{_IDENTIFIER}$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 # Debian package names, optionally with "=version" or ":arch"; no shell metacharacters.
 _SYSTEM_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.\-:=~]*$")
-_PYTHON_VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
 _URL_RE = re.compile(r"^(https?|file)://\S+$")
-# A PEP 508 line: name, optional extras, then a version specifier, a marker or "@ url".
-_REQUIREMENT_RE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._\-]*\s*(\[[A-Za-z0-9,._\- ]*\])?\s*([<>=!~;@(][^\n]*)?$"
-)
-_REQUIREMENT_URL_RE = re.compile(r"^(git\+|https?://|file:)\S+$")
 
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -137,7 +133,7 @@ def _check_artifacts(instance: Any, attribute: attrs.Attribute, value: Mapping[s
 
 def _check_packages(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     for i, package in enumerate(value):
-        if not (_REQUIREMENT_RE.fullmatch(package) or _REQUIREMENT_URL_RE.fullmatch(package)):
+        if not is_requirement(package):
             raise _FieldError(
                 f"packages[{i}]", f"{package!r} is not a pip requirement such as 'scikit-learn>=1.0'"
             )
@@ -155,7 +151,7 @@ def _check_urls(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...
 
 
 def _check_python_version(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
-    if value is not None and not _PYTHON_VERSION_RE.match(value):
+    if value is not None and not PYTHON_VERSION_RE.match(value):
         raise _FieldError("python_version", f"{value!r} is not a Python version such as '3.11'")
 
 

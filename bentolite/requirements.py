@@ -10,6 +10,14 @@ from pathlib import Path
 from bentolite.exceptions import ConfigError
 
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)(\[[^\]]*\])?(.*)$")
+# A PEP 508 line: name, optional extras, then a version specifier, a marker or "@ url".
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*\s*(\[[A-Za-z0-9,._\- ]*\])?\s*([<>=!~;@(][^\n]*)?$")
+_REQUIREMENT_URL = re.compile(r"^(git\+|https?://|file:)\S+$")
+
+
+def is_requirement(line: str) -> bool:
+    """Whether ``line`` is a pip requirement: ``name[extras] <spec>; marker``, or a URL."""
+    return bool(_REQUIREMENT.fullmatch(line) or _REQUIREMENT_URL.fullmatch(line))
 
 
 def installed_version(name: str) -> str | None:

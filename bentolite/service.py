@@ -21,6 +21,7 @@ import attrs
 from bentolite.adapters.base import Adapter
 from bentolite.artifacts import ARTIFACTS_ATTR, Artifact, ArtifactCollection
 from bentolite.exceptions import ArtifactError, InvalidArgument, NotFound, ServiceError
+from bentolite.requirements import is_requirement
 
 API_ATTR = "__bentolite_api__"
 ENV_ATTR = "__bentolite_env__"
@@ -30,7 +31,8 @@ VER_ATTR = "__bentolite_ver__"
 RESERVED_ROUTES = frozenset({"", "healthz", "livez", "readyz", "metrics", "docs", "docs.json"})
 _API_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROUTE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
-_PACKAGE_RE = re.compile(r"^\s*[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\- ]*\])?")
+#: a Python version a bundle can ask for: "3.11" or "3.11.7"
+PYTHON_VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
 
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_LATENCY_MS = 100.0
@@ -164,7 +166,7 @@ def _python_version(value: Any) -> str:
     if value is None:
         return f"{sys.version_info.major}.{sys.version_info.minor}"
     text = str(value)
-    if not re.match(r"^3\.\d+(\.\d+)?$", text):
+    if not PYTHON_VERSION_RE.match(text):
         raise InvalidArgument(f"@env(python_version={value!r}) must look like '3.11'")
     return text
 
@@ -182,7 +184,7 @@ class EnvSpec:
 
     def __attrs_post_init__(self) -> None:
         for item in self.pip_packages:
-            if not (_PACKAGE_RE.match(item) or item.startswith(("-", "git+", "http"))):
+            if not (is_requirement(item.strip()) or item.startswith("-")):
                 raise InvalidArgument(f"@env(pip_packages=...): {item!r} is not a requirement")
 
     def to_dict(self) -> dict[str, Any]:
