@@ -15,8 +15,8 @@ from server_services import Batched, Faulty, Greeter, Slow
 from bentolite.bundle import load_bundle, save_bundle
 from bentolite.exceptions import ArtifactError, InvalidArgument
 from bentolite.server import create_app
-from bentolite.server.app import parse_size
 from bentolite.server.docs import swagger_ui_dir
+from bentolite.server.limits import parse_size
 from bentolite.server.openapi import openapi_spec
 
 

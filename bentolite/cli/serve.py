@@ -8,7 +8,7 @@ from bentolite.exceptions import InvalidArgument
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    from bentolite.server.app import parse_size
+    from bentolite.server.limits import parse_size
 
     try:
         return parse_size(value)

@@ -24,7 +24,8 @@ from typing import Any
 import attrs
 
 from bentolite.exceptions import InvalidArgument
-from bentolite.server.app import DEFAULT_MAX_BODY_SIZE, create_app, parse_size
+from bentolite.server.app import create_app
+from bentolite.server.limits import DEFAULT_MAX_BODY_SIZE, parse_size
 from bentolite.server.metrics import MULTIPROC_ENV
 from bentolite.server.targets import load_target, normalize_target, source_dir
 from bentolite.service import Service

@@ -1,0 +1,206 @@
+"""``ApiEndpoint``: the ASGI app behind ``POST /<route>`` of one API: read, parse, call (alone or
+in a batch), render."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from bentolite.adapters.base import HttpRequest, HttpResponse
+from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
+from bentolite.server.batching import Batcher
+from bentolite.server.errors import error_response
+from bentolite.server.limits import INLINE_PARSE_LIMIT, read_body
+from bentolite.server.metrics import ApiMetrics
+from bentolite.server.state import ServerState
+from bentolite.service import ApiSpec
+
+logger = logging.getLogger("bentolite.server.app")
+
+_HAS_TIMEOUT_BLOCK = sys.version_info >= (3, 11)
+
+
+class ApiEndpoint:
+    """The ASGI app behind ``POST /<route>`` of one API."""
+
+    def __init__(self, state: ServerState, spec: ApiSpec) -> None:
+        self.state = state
+        self.spec = spec
+        self.adapter = spec.adapter
+        self.is_async = spec.is_async
+        self.metrics: ApiMetrics = state.metrics.for_api(spec.name)
+        self.batcher: Batcher | None = None
+        if spec.batch:
+            self.batcher = Batcher(
+                spec.name,
+                self._execute_batch,
+                max_batch_size=spec.max_batch_size,
+                max_latency_ms=spec.max_latency_ms,
+                observe=self.metrics.batch,
+            )
+            state.batchers.append(self.batcher)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
+        try:
+            try:
+                if self.state.timeout is None:
+                    answer = await self._answer(scope, receive)
+                elif _HAS_TIMEOUT_BLOCK:  # cheaper than wait_for: no extra task per request
+                    async with asyncio.timeout(self.state.timeout):  # type: ignore[attr-defined]
+                        answer = await self._answer(scope, receive)
+                else:
+                    answer = await asyncio.wait_for(self._answer(scope, receive), self.state.timeout)
+                response: Response = Response(answer.body, answer.status, media_type=answer.media_type)
+            except BentoliteError as exc:
+                response = error_response(exc)
+            except asyncio.TimeoutError:
+                response = error_response(
+                    Overloaded(
+                        f"API {self.spec.name!r} did not answer within the server's timeout of "
+                        f"{self.state.timeout:g} s",
+                        detail="raise it with bentolite serve --timeout",
+                    )
+                )
+            await response(scope, receive, send)
+        finally:
+            in_flight.dec()
+        self.metrics.answered(response.status_code, time.perf_counter() - started)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> HttpResponse:
+        self.state.check_ready()
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        body = await read_body(receive, headers, self.state.max_body_size)
+        request = HttpRequest.from_content_type(body, headers.get("content-type"), headers=headers)
+        if self.batcher is None and not self.is_async:
+            return await self.state.run_sync(self._serve_one, request)
+        if len(body) > INLINE_PARSE_LIMIT:
+            payload = await self.state.run_sync(self._parse, request)
+        else:
+            payload = self._parse(request)
+        if self.batcher is None:
+            return self._render(await self._call_async(payload), payload)
+        outcome = await self.batcher.submit(payload, self.adapter.batch_size(payload))
+        if isinstance(outcome, BentoliteError):
+            raise outcome
+        return outcome
+
+    def _parse(self, request: HttpRequest) -> Any:
+        try:
+            return self.adapter.from_http(request)
+        except BentoliteError:
+            raise
+        except Exception as exc:  # whatever the client sent made parsing fail: a client error
+            raise BadInput(
+                f"the input cannot be read by {self.adapter.name}", detail=f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _call(self, payload: Any) -> Any:
+        try:
+            return self.spec.func(self.state.service, payload)
+        except BentoliteError:
+            raise  # the function chose the answer (e.g. BadInput for a 400)
+        except Exception as exc:  # user code: any exception is the API's failure, not the server's
+            raise self._failure(exc) from exc
+
+    async def _call_async(self, payload: Any) -> Any:
+        try:
+            return await self.spec.func(self.state.service, payload)
+        except BentoliteError:
+            raise
+        except Exception as exc:  # user code, as in _call
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> InferenceError:
+        return InferenceError(
+            f"API {self.spec.name!r} failed", detail=f"{type(exc).__name__}; see the server log"
+        )
+
+    def _render(self, result: Any, payload: Any) -> HttpResponse:
+        try:
+            return self.adapter.to_http(result, payload)
+        except BentoliteError:
+            raise
+        except Exception as exc:  # a result the adapter cannot render is the API's failure
+            raise InferenceError(
+                f"the result of API {self.spec.name!r} cannot be rendered by {self.adapter.name}",
+                detail=f"{type(exc).__name__}: {exc}",
+            ) from exc
+
+    def _serve_one(self, request: HttpRequest) -> HttpResponse:
+        """An unbatched request to a sync function, in one thread-pool hop."""
+        payload = self._parse(request)
+        return self._render(self._call(payload), payload)
+
+    # --- batches: each returns one outcome per payload, an HttpResponse or a BentoliteError ---
+    async def _execute_batch(self, payloads: list[Any]) -> list[Any]:
+        if not self.is_async:
+            return await self.state.run_sync(self._run_batch, payloads)
+        groups = self._groups(payloads)
+        outcomes: list[Any] = []
+        for batch, sizes, members in groups:
+            try:
+                outcomes += self._split_and_render(await self._call_async(batch), sizes, members)
+            except BentoliteError as exc:
+                if len(groups) == 1:
+                    raise
+                outcomes.append(exc)  # a group of one payload: only that caller fails
+        return outcomes
+
+    def _run_batch(self, payloads: list[Any]) -> list[Any]:
+        """A batch for a sync function, in one thread-pool hop: merge, call, split, render."""
+        groups = self._groups(payloads)
+        outcomes: list[Any] = []
+        for batch, sizes, members in groups:
+            try:
+                outcomes += self._split_and_render(self._call(batch), sizes, members)
+            except BentoliteError as exc:
+                if len(groups) == 1:
+                    raise
+                outcomes.append(exc)  # a group of one payload: only that caller fails
+        return outcomes
+
+    def _groups(self, payloads: list[Any]) -> list[tuple[Any, list[int], list[Any]]]:
+        """What to call, as (batch, sizes, payloads): one merged group, or one group per payload
+        when they do not merge."""
+        merged = self._merge(payloads)
+        if merged is not None:
+            return [(merged[0], merged[1], payloads)]
+        return [(*self.adapter.merge([payload]), [payload]) for payload in payloads]
+
+    def _merge(self, payloads: list[Any]) -> tuple[Any, list[int]] | None:
+        """The merged batch and sizes, or None when the payloads do not merge (say, arrays of
+        different widths): then each is called on its own, so a malformed request fails alone."""
+        try:
+            return self.adapter.merge(payloads)
+        except Exception:  # incompatible payloads; a lone one re-raises when merged on its own
+            if len(payloads) == 1:
+                raise
+            logger.debug("API %s: a batch of %d did not merge", self.spec.name, len(payloads), exc_info=True)
+            return None
+
+    def _split_and_render(self, result: Any, sizes: list[int], payloads: list[Any]) -> list[Any]:
+        try:
+            parts = self.adapter.split(result, sizes)
+        except BentoliteError:
+            raise
+        except Exception as exc:  # the function's result does not fit the batch
+            raise InferenceError(
+                f"the result of API {self.spec.name!r} cannot be split into {len(sizes)} answers",
+                detail=f"{type(exc).__name__}: {exc}",
+            ) from exc
+        outcomes: list[Any] = []
+        for part, payload in zip(parts, payloads):
+            try:
+                outcomes.append(self._render(part, payload))
+            except BentoliteError as exc:  # only this caller's answer failed
+                outcomes.append(exc)
+        return outcomes
