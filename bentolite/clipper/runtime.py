@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_READY_FILE = "/model_is_ready.check"
 DEFAULT_METRICS_PORT = 1390
+#: seconds between attempts to resolve a frontend host name that does not resolve (yet)
+RESOLVE_RETRY = 0.5
 
 #: what a runtime serves: the raw input frames of one batch -> one output string per input
 Handler = Callable[[list[bytes]], Sequence[Union[str, bytes]]]
@@ -208,18 +210,32 @@ class ClipperRuntime:
     # --- the socket loop -------------------------------------------------------------------
 
     def _resolve_host(self) -> str | None:
-        # Resolved per session, as the frontend's address may change between sessions.
+        # Resolved per session, as the frontend's address may change between sessions. A name
+        # that does not resolve yet (a Kubernetes service still being created) is retried every
+        # RESOLVE_RETRY seconds; it is logged once, and once more when it resolves.
+        failing_since: float | None = None
         while not self._stop.is_set():
             try:
-                return socket.gethostbyname(self.host)
+                ip = socket.gethostbyname(self.host)
             except OSError as exc:
-                logger.warning(
-                    "cannot resolve Clipper host %r (%s); retrying in %.1f s",
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    logger.warning(
+                        "cannot resolve Clipper host %r (%s); retrying every %.1f s",
+                        self.host,
+                        exc,
+                        RESOLVE_RETRY,
+                    )
+                self._stop.wait(RESOLVE_RETRY)
+                continue
+            if failing_since is not None:
+                logger.info(
+                    "resolved Clipper host %r to %s after %.1f s",
                     self.host,
-                    exc,
-                    self.poll_timeout,
+                    ip,
+                    time.monotonic() - failing_since,
                 )
-                self._stop.wait(self.poll_timeout)
+            return ip
         return None
 
     def _serve_session(self, context: zmq.Context, ip: str) -> None:
