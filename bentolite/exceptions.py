@@ -71,10 +71,45 @@ class PayloadTooLarge(BadInput):
     http_status = 413
 
 
+class UnsupportedEncoding(UnsupportedMediaType):
+    """A request body has a ``Content-Encoding`` the server does not decode."""
+
+
+class TooManyParts(PayloadTooLarge):
+    """A multipart body holds more parts than the server accepts."""
+
+
+class RequestHeaderTooLarge(BadInput):
+    """A request's header block (or one multipart part's headers) is larger than accepted."""
+
+    http_status = 431
+
+
+class UriTooLong(BadInput):
+    """A request line (method, URL, version) is longer than the server accepts."""
+
+    http_status = 414
+
+
+class RequestTimeout(BadInput):
+    """A client took longer than the server allows to send its request headers."""
+
+    http_status = 408
+
+
 class Overloaded(BentoliteError):
-    """The server cannot answer within its latency budget right now."""
+    """The server cannot answer right now; the client may retry after ``retry_after`` seconds.
+
+    Every answer with this error carries a ``Retry-After`` header.
+    """
 
     http_status = 503
+    retry_after: int = 1
+
+    def __init__(self, message: str, *, detail: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, detail=detail)
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InferenceError(BentoliteError):

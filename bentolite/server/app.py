@@ -92,7 +92,11 @@ def _server_routes(state: ServerState) -> list[BaseRoute]:
         state.start_loading()
         if state.status == "ok" or (state.status == "loading" and not ready_needed):
             return JSONResponse({"status": state.status, "detail": None})
-        return JSONResponse({"status": state.status, "detail": state.status_detail}, status_code=503)
+        return JSONResponse(
+            {"status": state.status, "detail": state.status_detail},
+            status_code=503,
+            headers={"Retry-After": str(state.retry_after())},
+        )
 
     async def livez(request: Request) -> Response:
         return status_response(ready_needed=False)

@@ -26,6 +26,16 @@ logger = logging.getLogger("bentolite.server.app")
 _HAS_TIMEOUT_BLOCK = sys.version_info >= (3, 11)
 
 
+def _cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is the running task being cancelled (a timeout, a shutdown), rather than
+    a ``CancelledError`` that user code raised on its own."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return cancelling is None or cancelling() > 0
+
+
 class ApiEndpoint:
     """The ASGI app behind ``POST /<route>`` of one API."""
 
@@ -108,7 +118,7 @@ class ApiEndpoint:
             return self.spec.func(self.state.service, payload)
         except BentoliteError:
             raise  # the function chose the answer (e.g. BadInput for a 400)
-        except Exception as exc:  # user code: any exception is the API's failure, not the server's
+        except BaseException as exc:  # noqa: B036  user code: even SystemExit is the API's failure
             raise self._failure(exc) from exc
 
     async def _call_async(self, payload: Any) -> Any:
@@ -116,10 +126,12 @@ class ApiEndpoint:
             return await self.spec.func(self.state.service, payload)
         except BentoliteError:
             raise
-        except Exception as exc:  # user code, as in _call
+        except BaseException as exc:  # noqa: B036  as in _call, but a real cancellation goes on
+            if _cancelled(exc):
+                raise
             raise self._failure(exc) from exc
 
-    def _failure(self, exc: Exception) -> InferenceError:
+    def _failure(self, exc: BaseException) -> InferenceError:
         return InferenceError(
             f"API {self.spec.name!r} failed", detail=f"{type(exc).__name__}; see the server log"
         )

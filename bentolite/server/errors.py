@@ -20,10 +20,13 @@ def error_response(exc: BentoliteError, headers: dict[str, str] | None = None) -
     """The JSON answer for ``exc``, with the status its class carries.
 
     A 5xx other than 503 is a server-side failure: it gets an id, logged with the traceback
-    once even when the same error answers a whole batch.
+    once even when the same error answers a whole batch. A 503 (:class:`Overloaded`) carries
+    ``Retry-After``.
     """
     body: dict[str, Any] = {"error": exc.message, "detail": exc.detail}
-    if exc.http_status >= 500 and not isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded):  # every 503 tells the client when to come back
+        headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
+    elif exc.http_status >= 500:
         error_id = getattr(exc, "error_id", None)
         if error_id is None:
             error_id = secrets.token_hex(6)

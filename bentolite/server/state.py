@@ -18,6 +18,9 @@ from bentolite.service import Service
 
 logger = logging.getLogger("bentolite.server.app")
 
+#: Retry-After (seconds) once the artifacts failed to load: only a restart can help
+FAILED_RETRY_AFTER = 30
+
 
 class ServerState:
     """What the routes of one app share: the service, readiness, metrics and the thread pool."""
@@ -66,13 +69,19 @@ class ServerState:
         self.status = "ok"
         logger.info("%s is ready: artifacts loaded", self.service.name)
 
+    def retry_after(self) -> int:
+        """Seconds a client should wait before retrying while the service is not ready."""
+        return FAILED_RETRY_AFTER if self.status == "failed" else 1
+
     def check_ready(self) -> None:
         if self.status == "ok":
             return
         self.start_loading()
         if self.status == "failed":  # 503 like "loading": the process is up but cannot serve
             raise Overloaded(
-                f"{self.service.name} cannot serve: its artifacts failed to load", detail=self.status_detail
+                f"{self.service.name} cannot serve: its artifacts failed to load",
+                detail=self.status_detail,
+                retry_after=self.retry_after(),
             )
         raise Overloaded(f"{self.service.name} is not ready yet: its artifacts are loading; retry shortly")
 
