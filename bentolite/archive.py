@@ -29,7 +29,7 @@ import attrs
 
 from bentolite import store
 from bentolite.bundle_meta import META_FILE, BundleMeta
-from bentolite.exceptions import BentoliteError, BundleError, InvalidArgument
+from bentolite.exceptions import BentoliteError, BundleError, BundleExists, InvalidArgument
 
 #: file name ending -> format
 EXTENSIONS = {".bento": "tar.gz", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar": "tar", ".zip": "zip"}
@@ -122,7 +122,7 @@ def import_bundle(file: str | os.PathLike[str], force: bool = False) -> store.Bu
         meta = _read_meta(archive, members)
         destination = store.bundles_root() / meta.name / meta.version
         if destination.exists() and not force:
-            raise BundleError(f"{meta.tag} is already in the store; pass --force to replace it")
+            raise BundleExists(f"{meta.tag} is already in the store; pass --force to replace it")
         with _created_dirs(destination.parent) as name_dir:
             staging = name_dir / f"{store.TEMP_PREFIX}import-{meta.version}-{secrets.token_hex(4)}"
             try:
@@ -165,10 +165,15 @@ def _created_dirs(directory: Path) -> Iterator[Path]:
 
 def _move_into_place(staging: Path, destination: Path, force: bool) -> None:
     if not destination.exists():
-        os.rename(staging, destination)
-        return
+        try:
+            os.rename(staging, destination)
+            return
+        except OSError:
+            if not destination.exists():
+                raise
+            # another import or save of the same version won the race
     if not force:
-        raise BundleError(f"{destination} appeared during the import; pass --force to replace it")
+        raise BundleExists(f"{destination} appeared during the import; pass --force to replace it")
     replaced = destination.with_name(f"{store.TEMP_PREFIX}replaced-{destination.name}-{secrets.token_hex(4)}")
     os.rename(destination, replaced)
     try:

@@ -25,7 +25,7 @@ from typing import Any, Callable, TypeVar
 
 from bentolite.exceptions import ArtifactError, InvalidArgument, ServiceError
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 
 ARTIFACTS_ATTR = "__bentolite_artifacts__"
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Union
 import attrs
 import yaml
 
-from bentolite import store
+from bentolite import store, yaml_reading
 from bentolite.exceptions import ConfigError
 from bentolite.requirements import is_requirement
 from bentolite.service import PYTHON_VERSION_RE
@@ -30,13 +30,13 @@ BENTOFILE = "bentofile.yaml"
 DEFAULT_INCLUDE = ("*",)
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_SERVICE_RE = re.compile(rf"^(?P<module>[^:\s]+):(?P<attr>{_IDENTIFIER}(\.{_IDENTIFIER})*)$")
-_MODULE_RE = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*$")
-_ENV_VAR_RE = re.compile(rf"^{_IDENTIFIER}$")
-_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+_SERVICE_RE = re.compile(rf"\A(?P<module>[^:\s]+):(?P<attr>{_IDENTIFIER}(\.{_IDENTIFIER})*)\Z")
+_MODULE_RE = re.compile(rf"\A{_IDENTIFIER}(\.{_IDENTIFIER})*\Z")
+_ENV_VAR_RE = re.compile(rf"\A{_IDENTIFIER}\Z")
+_LABEL_KEY_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-/]*\Z")
 # Debian package names, optionally with "=version" or ":arch"; no shell metacharacters.
-_SYSTEM_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.\-:=~]*$")
-_URL_RE = re.compile(r"^(https?|file)://\S+$")
+_SYSTEM_PACKAGE_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9+.\-:=~]*\Z")
+_URL_RE = re.compile(r"\A(https?|file)://\S+\Z")
 
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -82,7 +82,7 @@ def _check_service(instance: Any, attribute: attrs.Attribute, value: str) -> Non
     if module.endswith(".py"):
         _relative_path("service", module, "module file")
         parts = PurePosixPath(module.replace("\\", "/")).with_suffix("").parts
-        if not all(re.match(rf"^{_IDENTIFIER}$", part) for part in parts):
+        if not all(re.match(rf"\A{_IDENTIFIER}\Z", part) for part in parts):
             raise _FieldError(
                 "service", f"{module!r}: each folder name and the file stem must be a Python identifier"
             )
@@ -125,7 +125,7 @@ def _check_patterns(instance: Any, attribute: attrs.Attribute, value: tuple[str,
 
 def _check_artifacts(instance: Any, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
     for name, path in value.items():
-        if not re.match(rf"^{_IDENTIFIER}$", name):
+        if not re.match(rf"\A{_IDENTIFIER}\Z", name):
             raise _FieldError(f"artifacts.{name}", "an artifact name is a Python identifier such as 'model'")
         if not path.strip():
             raise _FieldError(f"artifacts.{name}", "give the path of the file to load")
@@ -245,15 +245,7 @@ class BuildConfig:
     @classmethod
     def from_yaml(cls, text: str, source: str = BENTOFILE) -> BuildConfig:
         """Parse and validate bentofile text; ``source`` names the file in error messages."""
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else 1
-            raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-        return _Reader(source).config(root)
+        return _Reader(source).config(yaml_reading.compose(text, source, ConfigError))
 
     @classmethod
     def from_file(cls, path: str | Path) -> BuildConfig:

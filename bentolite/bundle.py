@@ -35,7 +35,7 @@ from pathlib import Path
 import bentolite
 from bentolite import requirements, store
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
-from bentolite.exceptions import BentoliteError, BundleError, ServiceError
+from bentolite.exceptions import BentoliteError, BundleError, BundleExists, ServiceError
 from bentolite.self_wheel import write_wheel
 from bentolite.service import EnvSpec, Service
 
@@ -156,7 +156,7 @@ def save_bundle(
     version = store.check_version(version or new_version(service.version_prefix()))
     destination = Path(target) if target is not None else store.bundle_dir(name, version)
     if destination.exists():
-        raise BundleError(f"{destination} already exists; choose another version or directory")
+        raise _exists(name, version, destination)
     module, files = _source_files(type(service))
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = destination.parent / f"{store.TEMP_PREFIX}{destination.name}-{secrets.token_hex(4)}"
@@ -186,12 +186,23 @@ def save_bundle(
         )
         meta.write(staging)
         _write_generated_files(meta, staging)
-        os.rename(staging, destination)
+        try:
+            os.rename(staging, destination)
+        except OSError:
+            if destination.exists():  # another save of the same version won the race
+                raise _exists(name, version, destination) from None
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     service._name, service._version, service._bundle_path = name, version, destination
     return destination
+
+
+def _exists(name: str, version: str, destination: Path) -> BundleExists:
+    return BundleExists(
+        f"{name}:{version} already exists ({destination}); choose another version or directory"
+    )
 
 
 def _write_generated_files(meta: BundleMeta, staging: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import yaml
 
+from bentolite import yaml_reading
 from bentolite.exceptions import BundleError
 
 META_FILE = "bentolite.yaml"
@@ -108,11 +109,7 @@ class BundleMeta:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = META_FILE) -> BundleMeta:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise BundleError(f"{source} is not valid YAML: {exc}") from exc
-        return cls.from_dict(data, source)
+        return cls.from_dict(yaml_reading.load(text, source, BundleError), source)
 
     @classmethod
     def read(cls, bundle_dir: Path) -> BundleMeta:

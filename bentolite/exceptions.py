@@ -46,6 +46,13 @@ class BundleError(BentoliteError):
     """A bundle could not be written, read or imported."""
 
 
+class BundleExists(BundleError):
+    """The bundle's tag (name and version) is already taken in the store or on disk."""
+
+    exit_code = 2
+    http_status = 409
+
+
 class ServiceError(BentoliteError):
     """A service class is defined incorrectly (wrong decorator use, missing API)."""
 

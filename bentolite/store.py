@@ -16,8 +16,8 @@ import attrs
 from bentolite.bundle_meta import META_FILE, BundleMeta
 from bentolite.exceptions import BundleError, InvalidArgument, NotFound
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
 #: prefix of the temporary directories that make saves and imports atomic
 TEMP_PREFIX = ".tmp-"
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -232,3 +235,60 @@ def test_a_bad_bundle_name_inside_the_archive_is_refused(tmp_path):
     with pytest.raises(BundleError, match="refusing to import bad.zip: bundle name"):
         import_bundle(file)
     assert snapshot(store.home()) == before
+
+
+def test_a_name_ending_in_a_newline_inside_the_archive_is_refused(tmp_path):
+    file = tmp_path / "newline.zip"
+    meta = save().joinpath("bentolite.yaml").read_text().replace("name: Greeter", 'name: "Greeter\\n"')
+    with zipfile.ZipFile(file, "w") as zf:
+        zf.writestr("bentolite.yaml", meta)
+    store.delete("Greeter:v1")
+    with pytest.raises(BundleError, match="bundle name 'Greeter\\\\n' is not valid"):
+        import_bundle(file)
+    assert store.list_bundles() == [] and list(store.bundles_root().iterdir()) == []
+
+
+# --- a YAML alias bomb ---------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """The "billion laughs": ``width ** levels`` strings from a few kilobytes of anchors and aliases."""
+    lines = ['  l0: &l0 ["' + "lol" * 1000 + '"]']
+    for level in range(1, levels + 1):
+        lines.append(f"  l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * width) + "]")
+    return "\n".join(lines) + f"\n  bomb: *l{levels}\n"
+
+
+def test_an_alias_bomb_in_an_archive_is_refused_without_growing_memory(tmp_path, store_home):
+    """A real crafted archive, imported by a real `bentolite import` under a 1 GiB address space."""
+    meta = save().joinpath("bentolite.yaml").read_text()
+    store.delete("Greeter:v1")
+    bomb = meta.replace("labels: {}\n", "labels:\n" + alias_bomb())
+    assert bomb != meta and len(bomb) > 3_000
+    file = tmp_path / "bomb.tar"
+    with tarfile.open(file, "w") as tar:
+        tar.addfile(*regular("bentolite.yaml", bomb.encode()))
+    limit = 1 << 30
+    script = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
+        "from bentolite.cli import main\n"
+        f"sys.argv = ['bentolite', 'import', {str(file)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    print(f'peak_kib={peak}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "BENTOLITE_HOME": str(store_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "aliases (*name) are not accepted" in done.stderr, done.stderr
+    peak_kib = int(done.stdout.rsplit("peak_kib=", 1)[1])
+    assert peak_kib < 300 * 1024, peak_kib
+    assert store.list_bundles() == []

@@ -187,7 +187,17 @@ INVALID = {
     ),
     "bad artifact name": ("service: a.py:B\nartifacts:\n  my-model: m.pkl\n", 3, "artifacts.my-model"),
     "duplicate key": ("service: a.py:B\nname: x\nname: y\n", 3, "name: appears twice (first on line 2)"),
-    "not yaml": ("service: a.py:B\nname: [x\n", 3, "not valid YAML"),
+    "not yaml": ("service: a.py:B\nname: [x\n", "3:1", "not valid YAML"),
+    "bad indentation": ("service: a.py:B\n  labels: x\n", "2:9", "mapping values are not allowed here"),
+    "unclosed quote": ('service: a.py:B\nname: "x\n', "3:1", "while scanning a quoted scalar"),
+    "tab indentation": ("service: a.py:B\nlabels:\n\ta: b\n", "3:1", "found character '\\t'"),
+    "deep nesting": ("service: " + "[" * 5000 + "]" * 5000 + "\n", "1:73", "nested more than 64 levels"),
+    "deep block nesting": (
+        "service: a.py:B\n" + "".join(" " * i + "k:\n" for i in range(3000)),
+        "65:64",
+        "nested more than 64 levels",
+    ),
+    "alias": ("service: a.py:B\nlabels: &l {a: b}\ndescription: *l\n", "3:14", "aliases (*name) are not"),
     "empty file": ("", 1, "the file is empty"),
     "not a mapping": ("- a\n- b\n", 1, "expected a mapping of keys for the file"),
 }

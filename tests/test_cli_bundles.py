@@ -182,7 +182,8 @@ BAD_BENTOFILES = {
         "name: 'my calc' is not a valid bundle name",
     ),
     "duplicate key": ("service: calc_service.py:Calc\nservice: x.py:Y\n", 2, "service: appears twice"),
-    "invalid yaml": ("service: calc_service.py:Calc\nlabels: {a: b\n", 3, "not valid YAML"),
+    "invalid yaml": ("service: calc_service.py:Calc\nlabels: {a: b\n", "3:1", "not valid YAML"),
+    "deeply nested": ("service: calc_service.py:Calc\nlabels: " + "[" * 20000 + "\n", "2:72", "nested more"),
     "empty file": ("", 1, "the file is empty"),
 }
 
@@ -254,7 +255,7 @@ def test_list_get_delete_export_import_round_trip(iris_dir, tmp_path):
     assert jsonable(bentolite.load(tag).predict(pd.DataFrame(ROWS))) == expected
     assert json.loads(invoke("run", tag, "predict", "--input", json.dumps(ROWS)).stdout) == expected
 
-    assert_one_line_error(invoke("import", str(archive)), 1, "already in the store; pass --force")
+    assert_one_line_error(invoke("import", str(archive)), 2, "already in the store; pass --force")
     assert invoke("import", "--force", str(archive)).exit_code == 0
 
 
@@ -334,7 +335,8 @@ def test_run_every_kind_of_input(calc_dir, tmp_path):
 def test_run_errors(calc_dir):
     tag = build_tag(calc_dir / "bentofile.yaml")
     assert_one_line_error(invoke("run", tag, "double"), 2, "give exactly one of --input")
-    assert_one_line_error(invoke("run", tag, "nope", "--input", "1"), 1, "has no API 'nope'")
+    assert_one_line_error(invoke("run", tag, "nope", "--input", "1"), 2, "has no API 'nope'")
+    assert_one_line_error(invoke("run", tag, "dubble", "--input", "1"), 2, "did you mean 'double'?")
     assert_one_line_error(invoke("run", tag, "double", "--input", "{oops"), 2, "not valid JSON")
     assert_one_line_error(invoke("run", tag, "shout", "--input", "3"), 2, "give --input as a JSON string")
     assert_one_line_error(
@@ -388,3 +390,44 @@ def test_the_installed_command(calc_dir, store_home):
 
     version = subprocess.run([*bentolite_command(), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and bentolite.__version__ in version.stdout
+
+
+def test_builds_racing_for_one_version_leave_one_bundle(calc_dir, store_home):
+    """Real processes, released together: one wins, every other says the version exists."""
+    env = {**os.environ, "BENTOLITE_HOME": str(store_home)}
+    go = calc_dir / "go"
+    wait_then_build = (
+        "import os, sys, time\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+        "from bentolite.cli import main\n"
+        "sys.argv = ['bentolite', 'build', '--version', 'v1']\n"
+        "main()\n"
+    )
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", wait_then_build],
+            cwd=calc_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        import time
+
+        time.sleep(1.5)  # every racer has imported bentolite and waits
+        go.touch()
+        outcomes = [(p.wait(timeout=120), *p.communicate()) for p in racers]
+    finally:
+        for p in racers:
+            p.kill()
+    winners = [o for o in outcomes if o[0] == 0]
+    losers = [o for o in outcomes if o[0] != 0]
+    assert len(winners) == 1, outcomes
+    for code, _, stderr in losers:
+        assert code == 2, stderr
+        assert stderr.startswith("error: Calc:v1 already exists") and stderr.count("\n") == 1, stderr
+    assert [b.tag for b in store.list_bundles()] == ["Calc:v1"]
+    assert [p.name for p in (store_home / "bundles" / "Calc").iterdir()] == ["v1"]

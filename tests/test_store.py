@@ -65,3 +65,20 @@ def test_unfinished_temp_dirs_are_invisible(store_home):
     save("a", "v1")
     (store_home / "bundles/Greeter/.tmp-v2-abcd").mkdir()
     assert [b.version for b in store.list_bundles("Greeter")] == ["v1"]
+
+
+@pytest.mark.parametrize("bad", ["Greeter\n", "Greeter\n:v1", "Greeter:v1\n", "Gr\neeter:v1", "\nGreeter"])
+def test_tags_are_matched_in_full(bad):
+    save("a", "v1")
+    with pytest.raises(InvalidArgument):
+        store.get(bad)
+
+
+def test_a_name_ending_in_a_newline_is_never_saved(store_home):
+    svc = Greeter().pack("greeting", "a")
+    svc._name = "Greeter\n"
+    with pytest.raises(InvalidArgument, match="bundle name"):
+        svc.save(version="v1")
+    with pytest.raises(InvalidArgument, match="version"):
+        Greeter().pack("greeting", "a").save(version="v1\n")
+    assert not (store_home / "bundles").exists() or store.list_bundles() == []

@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from bentolite import store
+from bentolite.bentofile import did_you_mean
+from bentolite.bundle_meta import BundleMeta
 from bentolite.cli.output import DATA_FORMATS, TABLE_FORMATS, print_bundles, print_data
 from bentolite.exceptions import BentoliteError, InferenceError, InvalidArgument
 
@@ -101,7 +103,13 @@ def run_command(tag: str, api: str, input_text: str | None, input_file: Path | N
         raise InvalidArgument("give exactly one of --input JSON and --input-file FILE")
     from bentolite.bundle import load_bundle
 
-    service = load_bundle(store.resolve(tag))
+    path = store.resolve(tag)
+    apis = [a.name for a in BundleMeta.read(path).apis]
+    if api not in apis:
+        raise InvalidArgument(
+            f"{tag} has no API {api!r}; its APIs: {', '.join(apis) or 'none'}{did_you_mean(api, apis)}"
+        )
+    service = load_bundle(path)
     body, content_type = _request_body(service.get_api(api).adapter, input_text, input_file)
     response = predict(service, api, body, content_type)
     click.echo(response.body)
