@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from bentolite.adapters import strict_json
 from bentolite.exceptions import BadInput, InferenceError, UnsupportedMediaType
 
 
@@ -98,14 +99,10 @@ def json_dumps(obj: Any) -> bytes:
     return json.dumps(jsonable(obj), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def load_json_body(request: HttpRequest) -> Any:
-    """Parse a JSON body or raise :class:`BadInput` naming the problem."""
-    if not request.body.strip():
-        raise BadInput("request body is empty; expected JSON")
-    try:
-        return json.loads(request.body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadInput("request body is not valid JSON", detail=str(exc)) from exc
+def load_json_body(request: HttpRequest, *, allow_nan: bool = False) -> Any:
+    """Parse a JSON body strictly (see :mod:`bentolite.adapters.strict_json`) or raise
+    :class:`BadInput` naming the problem. ``allow_nan`` admits ``NaN``/``Infinity`` literals."""
+    return strict_json.loads(request.body, allow_nan=allow_nan)
 
 
 def result_length(result: Any) -> int:

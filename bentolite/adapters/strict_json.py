@@ -1,0 +1,133 @@
+"""``loads(body)``: the one parser of JSON request bodies, strict as RFC 8259 asks.
+
+Python's ``json`` module is lenient where a server must not be. This parser refuses, as a
+:class:`~bentolite.exceptions.BadInput` (HTTP 400) naming the problem:
+
+* the literals ``NaN``, ``Infinity`` and ``-Infinity``, and numbers beyond a 64-bit float
+  (``1e400``, which Python would read as infinity), unless ``allow_nan=True``;
+* nesting deeper than :data:`MAX_DEPTH` arrays/objects (deeper values exhaust the recursion of
+  every later step that walks them);
+* strings holding a lone UTF-16 surrogate (``"\\ud800"``), which no UTF-8 response can carry;
+* bodies that are not UTF-8 (RFC 8259, section 8.1).
+
+The checks cost a few passes of C code over the body; the slower checks (surrogates, overflowing
+numbers) run only when a cheap scan finds what they look for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from bentolite.exceptions import BadInput
+
+#: deepest nesting of arrays and objects a request body may have
+MAX_DEPTH = 64
+
+_NOT_BRACKETS = bytes(range(256)).translate(None, b'[]{}"')
+# a float literal Python reads as infinity needs an exponent of 3+ digits or 309+ digits
+_MAYBE_OVERFLOW = re.compile(rb"\d[eE]\+?0*[1-9]\d{2}|\d{309}")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def loads(body: bytes, *, allow_nan: bool = False) -> Any:
+    """Parse a UTF-8 JSON document strictly; raise :class:`BadInput` naming what is wrong."""
+    if not body.strip():
+        raise BadInput("request body is empty; expected JSON")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput("request body is not UTF-8; JSON must be sent as UTF-8", detail=str(exc)) from exc
+    too_deep = _deeper_than(body, MAX_DEPTH)
+    if too_deep:
+        raise BadInput(f"request body nests arrays/objects more than {MAX_DEPTH} deep")
+    check_overflow = not allow_nan and _MAYBE_OVERFLOW.search(body) is not None
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_constant_parser(allow_nan),
+            parse_float=_finite_float if check_overflow else float,
+        )
+    except RecursionError as exc:  # defence in depth: the depth scan should have caught it
+        raise BadInput(f"request body nests arrays/objects more than {MAX_DEPTH} deep") from exc
+    except ValueError as exc:
+        if isinstance(exc, _Refused):
+            raise BadInput(str(exc)) from None
+        raise BadInput("request body is not valid JSON", detail=str(exc)) from exc
+    if _ESCAPED_SURROGATE.search(body):
+        _check_surrogates(value)
+    return value
+
+
+class _Refused(ValueError):
+    """A value strict JSON refuses, raised from inside the parser's hooks."""
+
+
+def _constant_parser(allow_nan: bool) -> Any:
+    def parse(name: str) -> float:
+        if allow_nan:
+            return float(name)  # "NaN", "Infinity", "-Infinity"
+        raise _Refused(
+            f"request body holds {name}, which is not JSON (RFC 8259); send a number, or null "
+            "for a missing value"
+        )
+
+    return parse
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _Refused(f"number {literal[:40]} is out of the range of a 64-bit float")
+    return value
+
+
+def _deeper_than(body: bytes, limit: int) -> bool:
+    """Whether a (syntactically valid) JSON body nests more than ``limit`` containers deep.
+
+    Brackets inside strings do not count: escaped backslashes and quotes are dropped, then the
+    text between quote pairs. Each pass of ``replace`` peels one level of empty containers.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = body.translate(None, _NOT_BRACKETS)
+    if b'"' in brackets:
+        brackets = b"".join(brackets.split(b'"')[::2])
+    for _ in range(limit):
+        peeled = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if peeled == brackets:  # nothing left to peel (or not valid JSON: the parser says so)
+            return False
+        brackets = peeled
+        if not brackets:
+            return False
+    return True
+
+
+def _check_surrogates(value: Any) -> None:
+    """Refuse a lone surrogate in any string (key or value) of a parsed document."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, val in item.items():
+                _check_text(key)
+                stack.append(val)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        snippet = text[max(exc.start - 10, 0) : exc.start].encode("utf-8", "replace").decode()
+        raise BadInput(
+            f"request body holds a string with a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}) "
+            f"after {snippet!r}; send valid Unicode text"
+        ) from None
