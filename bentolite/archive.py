@@ -124,7 +124,8 @@ def import_bundle(file: str | os.PathLike[str], force: bool = False) -> store.Bu
         if destination.exists() and not force:
             raise BundleExists(f"{meta.tag} is already in the store; pass --force to replace it")
         with _created_dirs(destination.parent) as name_dir:
-            staging = name_dir / f"{store.TEMP_PREFIX}import-{meta.version}-{secrets.token_hex(4)}"
+            store.remove_stale_staging()
+            staging = store.staging_path(name_dir, f"import-{meta.version}")
             try:
                 staging.mkdir()
                 _extract(members, staging)
@@ -174,7 +175,7 @@ def _move_into_place(staging: Path, destination: Path, force: bool) -> None:
             # another import or save of the same version won the race
     if not force:
         raise BundleExists(f"{destination} appeared during the import; pass --force to replace it")
-    replaced = destination.with_name(f"{store.TEMP_PREFIX}replaced-{destination.name}-{secrets.token_hex(4)}")
+    replaced = store.staging_path(destination.parent, f"replaced-{destination.name}")
     os.rename(destination, replaced)
     try:
         os.rename(staging, destination)

@@ -159,7 +159,10 @@ def save_bundle(
         raise _exists(name, version, destination)
     module, files = _source_files(type(service))
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = destination.parent / f"{store.TEMP_PREFIX}{destination.name}-{secrets.token_hex(4)}"
+    store.remove_stale_staging()
+    if target is not None:
+        store.remove_stale_staging(destination.parent)
+    staging = store.staging_path(destination.parent, destination.name)
     try:
         staging.mkdir()
         _copy_files([*files, *extra_files], staging / "src")

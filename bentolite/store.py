@@ -2,13 +2,20 @@
 
 ``BENTOLITE_HOME`` defaults to ``~/bentolite``. A tag is ``Name:version``; ``Name:latest`` and a
 bare ``Name`` mean the newest bundle of that name (by creation time).
+
+Saves and imports write into a hidden staging folder (``.tmp-<owner>-...``) next to their
+destination and rename it into place. The folder's name records its owner (process id and
+start time), so a folder whose owner died mid-write (killed, power cut) is recognised as stale
+and removed by the next save or import; listings never show staging folders.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
+import time
 from pathlib import Path
 
 import attrs
@@ -20,6 +27,10 @@ NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
 VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
 #: prefix of the temporary directories that make saves and imports atomic
 TEMP_PREFIX = ".tmp-"
+#: ``.tmp-p<pid>.<start>-...``: the owner of a staging folder, as recorded in its name
+_OWNER_RE = re.compile(r"\A\.tmp-p(?P<pid>\d+)\.(?P<start>\d+)-")
+#: staging folders without a recorded owner (written by older versions) are stale after this
+_UNOWNED_STALE_SECONDS = 3600.0
 
 
 def home() -> Path:
@@ -51,6 +62,73 @@ def check_version(version: str) -> str:
 
 def bundle_dir(name: str, version: str) -> Path:
     return bundles_root() / check_name(name) / check_version(version)
+
+
+# --- staging folders ------------------------------------------------------------------------------
+
+
+def _start_time(pid: int) -> int:
+    """When process ``pid`` started, in clock ticks since boot (0 where /proc does not say), so
+    a process id reused by a later process is not taken for the owner."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])  # field 22 of stat(5), counted after the command name
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _alive(pid: int, start: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    return not (start and _start_time(pid) not in (0, start))
+
+
+def staging_path(parent: Path, label: str) -> Path:
+    """A fresh staging folder name in ``parent`` (not created), recording this process as owner."""
+    pid = os.getpid()
+    return Path(parent) / f"{TEMP_PREFIX}p{pid}.{_start_time(pid)}-{label}-{secrets.token_hex(4)}"
+
+
+def is_stale(staging: Path, unowned: bool = True) -> bool:
+    """Whether a staging folder's owner is gone. One naming no owner is stale when it is old,
+    if ``unowned`` allows (inside the store, where only bentolite writes such names)."""
+    match = _OWNER_RE.match(staging.name)
+    if match is None:
+        if not unowned:
+            return False
+        try:
+            return time.time() - staging.lstat().st_mtime > _UNOWNED_STALE_SECONDS
+        except FileNotFoundError:
+            return False
+    return not _alive(int(match["pid"]), int(match["start"]))
+
+
+def remove_stale_staging(directory: Path | None = None) -> list[Path]:
+    """Remove the stale staging folders in ``directory`` (default: every name folder of the
+    store); returns what was removed. Folders of live writers are left alone, and outside the
+    store so is every folder whose name records no owner."""
+    if directory is not None:
+        parents = [Path(directory)]
+    else:
+        root = bundles_root()
+        parents = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    removed = []
+    for parent in parents:
+        try:
+            entries = [p for p in parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if is_stale(entry, unowned=directory is None):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    # Name folders left empty stay: removing one could race with a writer about to stage in it.
+    return removed
 
 
 @attrs.frozen
@@ -122,6 +200,8 @@ def list_bundles(name: str | None = None) -> list[BundleInfo]:
         names = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     found = []
     for name_dir in names:
+        if name_dir.name.startswith(TEMP_PREFIX):
+            continue
         if not name_dir.is_dir():
             continue
         for version_dir in name_dir.iterdir():
