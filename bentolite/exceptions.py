@@ -131,3 +131,14 @@ class BuildError(BentoliteError):
 
 class DeployError(BentoliteError):
     """Deploying to a Clipper cluster failed."""
+
+
+class ModelVersionExists(DeployError):
+    """Clipper already has this model name at this version; a deploy needs a new version."""
+
+    def __init__(self, message: str, *, name: str, version: str, suggestion: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+        #: a version Clipper does not have yet
+        self.suggestion = suggestion

@@ -12,6 +12,11 @@ Clipper's C++ frontends cannot run here, so two pieces replace them:
   it runs model images on the engine with host networking and the environment Clipper's own
   managers give them, pointed at the peer.
 
+What survives a frontend restart (:meth:`LocalFrontend.restart`) is what Clipper keeps in Redis:
+applications, models, current versions and links. Registered containers, query ids and msg_ids
+start again, as in a restarted frontend process. A query whose container goes away before it
+answers gets the application's default output, as Clipper answers after the latency SLO.
+
 Usage::
 
     import docker
@@ -41,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from clipper_peer import ClipperPeer
+from clipper_peer import ClipperPeer, ContainerGone
 
 from bentolite.clipper.protocol import InputType
 
@@ -79,8 +84,13 @@ class LocalFrontend:
     """Clipper's query and management frontends, as far as a model container and
     ``clipper_admin`` can tell, on ``127.0.0.1``."""
 
-    def __init__(self, rpc_port: int = 0, *, predict_timeout: float = 30.0) -> None:
-        self.peer = ClipperPeer(port=rpc_port)
+    def __init__(
+        self, rpc_port: int = 0, *, predict_timeout: float = 30.0, silence_timeout: float = 30.0
+    ) -> None:
+        #: a container silent for longer than ``silence_timeout`` is dropped (Clipper: 30 s)
+        self.peer = ClipperPeer(
+            port=rpc_port, silence_timeout=silence_timeout, check_interval=min(10.0, silence_timeout / 8)
+        )
         #: a query waits this long for the container (Clipper would answer the default output
         #: after the app's SLO; tests would rather not depend on the machine's speed)
         self.predict_timeout = predict_timeout
@@ -92,22 +102,40 @@ class LocalFrontend:
         self._lock = threading.Lock()
         self._query_ids = itertools.count()
         self._round_robin = itertools.count()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http_port = 0
+        self._serve_http()
+
+    def _serve_http(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._http_port), _handler_for(self))
         self._server.daemon_threads = True
+        self._http_port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="clipper-frontend", daemon=True
         )
         self._thread.start()
 
+    def _stop_http(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
     @property
     def address(self) -> str:
         """``host:port`` of both REST APIs (what ``get_admin_addr``/``get_query_addr`` return)."""
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"127.0.0.1:{self._http_port}"
+
+    def restart(self, down_for: float = 0.0) -> float:
+        """Stop both frontends (forgetting every connected container), wait ``down_for``
+        seconds, and start them again on the same ports, like a restarted Clipper frontend.
+        Returns ``time.monotonic()`` when they answer again."""
+        self._stop_http()
+        self.peer.restart(down_for)
+        with self._lock:
+            self._query_ids = itertools.count()
+        self._serve_http()
+        return time.monotonic()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop_http()
         self.peer.close()
 
     def calls(self, command: str) -> list[Any]:
@@ -267,16 +295,21 @@ class LocalFrontend:
             answers = [self._default(info, "No connected models found for query") for _ in inputs]
         else:
             replica = replicas[next(self._round_robin) % len(replicas)]
-            outputs = self.peer.predict(
-                [_encode(x, input_type) for x in inputs],
-                input_type,
-                routing_id=replica.routing_id,
-                timeout=self.predict_timeout,
-            )
-            answers = [
-                {"query_id": next(self._query_ids), "output": _decode(out), "default": False}
-                for out in outputs
-            ]
+            try:
+                outputs = self.peer.predict(
+                    [_encode(x, input_type) for x in inputs],
+                    input_type,
+                    routing_id=replica.routing_id,
+                    timeout=self.predict_timeout,
+                )
+            except (ContainerGone, TimeoutError):
+                why = "Failed to retrieve a prediction response within the specified latency SLO"
+                answers = [self._default(info, why) for _ in inputs]
+            else:
+                answers = [
+                    {"query_id": next(self._query_ids), "output": _decode(out), "default": False}
+                    for out in outputs
+                ]
         return answers[0] if len(answers) == 1 else {"batch_predictions": answers}
 
     def _default(self, app: dict[str, Any], why: str) -> dict[str, Any]:
@@ -398,7 +431,16 @@ class LocalContainerManager:
     ``BENTOLITE_METRICS_PORT`` (host networking would make replicas fight over port 1390). They
     carry Clipper's labels, are named ``<name>_<version>-<n>`` and count as started once healthy.
     An image missing from the engine is pulled from its registry first, as on a cluster node.
+
+    As Clipper's managers find a running cluster by its name, a second manager of the same
+    ``cluster_name`` in this process connects to the frontend the first one started (so a
+    ``bentolite deploy-clipper --manager clipper_cluster:LocalContainerManager`` run in-process
+    joins the test's cluster). ``silence_timeout`` is how long the frontend keeps a silent
+    container (Clipper: 30 s).
     """
+
+    #: the running frontends of this process, by cluster name
+    _frontends: dict[str, LocalFrontend] = {}
 
     def __init__(
         self,
@@ -406,6 +448,7 @@ class LocalContainerManager:
         cluster_name: str = "bentolite-local",
         *,
         start_timeout: float = 120.0,
+        silence_timeout: float = 30.0,
     ) -> None:
         if docker_client is None:
             import docker
@@ -414,6 +457,7 @@ class LocalContainerManager:
         self.docker = docker_client
         self.cluster_identifier = cluster_name
         self.start_timeout = start_timeout
+        self.silence_timeout = silence_timeout
         self.frontend: LocalFrontend | None = None
 
     # --- cluster lifecycle ---------------------------------------------------------------------
@@ -421,16 +465,24 @@ class LocalContainerManager:
     def start_clipper(self, *args: Any, **kwargs: Any) -> None:
         """Start the frontend stand-in (the images and sizes Clipper would use are ignored)."""
         if self.frontend is None:
-            self.frontend = LocalFrontend()
+            self.frontend = LocalFrontend(silence_timeout=self.silence_timeout)
+            self._frontends[self.cluster_identifier] = self.frontend
 
     def connect(self) -> None:
         if self.frontend is None:
-            raise RuntimeError("no local Clipper frontend is running; call start_clipper() first")
+            self.frontend = self._frontends.get(self.cluster_identifier)
+        if self.frontend is None:
+            raise RuntimeError(
+                f"no local Clipper frontend of cluster {self.cluster_identifier!r} is running; "
+                "call start_clipper() first"
+            )
 
     def stop_all(self, graceful: bool = True) -> None:
         self.stop_all_model_containers(graceful)
         if self.frontend is not None:
             self.frontend.close()
+            if self._frontends.get(self.cluster_identifier) is self.frontend:
+                del self._frontends[self.cluster_identifier]
             self.frontend = None
 
     def get_admin_addr(self) -> str:
@@ -455,12 +507,12 @@ class LocalContainerManager:
         self.set_num_replicas(name, version, input_type, image, num_replicas)
 
     def get_num_replicas(self, name: str, version: str) -> int:
-        return len(self.containers(name, version))
+        return len(self.containers(name, version, running=True))
 
     def set_num_replicas(
         self, name: str, version: str, input_type: str, image: str, num_replicas: int
     ) -> None:
-        running = self.containers(name, version)
+        running = self.containers(name, version, running=True)
         for container in running[num_replicas:]:
             self._remove(container, graceful=True)
         missing = num_replicas - len(running)
@@ -470,11 +522,14 @@ class LocalContainerManager:
         for container in started:
             self._wait_healthy(container)
 
-    def containers(self, name: str | None = None, version: str | None = None) -> list[Any]:
-        """This cluster's model containers (of one model version, if given), oldest first."""
+    def containers(
+        self, name: str | None = None, version: str | None = None, *, running: bool = False
+    ) -> list[Any]:
+        """This cluster's model containers (of one model version, if given; only the running
+        ones with ``running``), oldest first."""
         labels = [f"{CLUSTER_LABEL}={self.cluster_identifier}"]
         labels.append(f"{MODEL_CONTAINER_LABEL}={name}_{version}" if name else MODEL_CONTAINER_LABEL)
-        found = self.docker.containers.list(all=True, filters={"label": labels})
+        found = self.docker.containers.list(all=not running, filters={"label": labels})
         return sorted(found, key=lambda c: c.attrs["Created"])
 
     def get_logs(self, logging_dir: str) -> list[str]:
@@ -530,6 +585,6 @@ class LocalContainerManager:
         raise TimeoutError(f"model container {container.name} not healthy within {self.start_timeout} s")
 
     def _remove(self, container: Any, graceful: bool) -> None:
-        if graceful:
+        if graceful and container.status == "running":
             container.stop(timeout=5)
         container.remove(force=True)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from bentolite.exceptions import BuildError, InvalidArgument
 
-if TYPE_CHECKING:
-    from rich.text import Text
 
-    from bentolite.image_build import BuildEvent
-
-_TAIL_LINES = 12
-
-
-def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
+def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
     args = {}
     for value in values:
         key, sep, val = value.partition("=")
@@ -26,66 +17,6 @@ def _parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
             raise InvalidArgument(f"--build-arg {value!r}: expected KEY=VALUE")
         args[key] = val
     return args
-
-
-class _BuildDisplay:
-    """Shows a build on stderr: on a terminal, each step as it starts and a live tail of its
-    output; elsewhere (CI logs, pipes), every line as it arrives."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False)
-        self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        self.live = None
-
-    def __enter__(self) -> _BuildDisplay:
-        if self.console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(self._render(), console=self.console, transient=True, refresh_per_second=8)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-            self.live = None
-
-    def _render(self) -> Text:
-        from rich.text import Text
-
-        return Text("\n".join(self.tail), style="dim", overflow="ellipsis", no_wrap=True)
-
-    def __call__(self, event: BuildEvent) -> None:
-        from rich.markup import escape
-        from rich.text import Text
-
-        if event.kind == "step":
-            self.tail.clear()
-            if self.live is not None:  # one line per step on a terminal
-                line = " ".join(event.text.split())
-                width = self.console.width - 1
-                self.console.print(
-                    Text(line if len(line) <= width else line[: width - 3] + "...", style="bold")
-                )
-            else:
-                self.console.print(f"[bold]{escape(event.text)}[/]", soft_wrap=True)
-        elif event.kind == "info":
-            self.console.print(f"[green]{escape(event.text)}[/]")
-        elif self.live is not None:
-            self.tail.append(event.text)
-        else:
-            self.console.print(f"  {escape(event.text)}", style="dim", soft_wrap=True)
-        if self.live is not None:
-            self.live.update(self._render())
-
-    def show_failure(self, exc: BuildError) -> None:
-        from rich.panel import Panel
-        from rich.text import Text
-
-        if exc.detail:
-            self.console.print(Panel(Text(exc.detail), title="output of the failed step", border_style="red"))
 
 
 @click.command()
@@ -130,7 +61,7 @@ def containerize(
     """
     from bentolite import image_build as build
 
-    args = _parse_build_args(build_args)
+    args = parse_build_args(build_args)
     if output_context is not None:
         if push:
             raise InvalidArgument("--output-context builds nothing to push; drop --push")
@@ -149,7 +80,9 @@ def containerize(
         click.echo(f"  {shlex.join([*command, str(path)])}", err=True)
         click.echo(str(path))
         return
-    display = _BuildDisplay()
+    from bentolite.build_progress import BuildDisplay
+
+    display = BuildDisplay()
     try:
         with display:
             name = build.containerize(

@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ClipperRuntime", "deploy_to_clipper"]
+__all__ = ["ClipperRuntime", "deploy_bentoml", "deploy_to_clipper"]
 
 _EXPORTS = {
     "ClipperRuntime": "bentolite.clipper.runtime",
+    "deploy_bentoml": "bentolite.clipper.deploy",
     "deploy_to_clipper": "bentolite.clipper.deploy",
 }
 
