@@ -3,31 +3,28 @@
 Formats go by the file's extension on export: ``.bento`` and ``.tar.gz``/``.tgz`` are gzipped
 tar, ``.tar`` plain tar, ``.zip`` zip. Import recognises the format from the content.
 
-An archive is untrusted input. Import checks every member before it writes anything and refuses
-absolute paths, ``..`` components, links that point outside the bundle, and device files,
-FIFOs and sockets. It unpacks into a ``.tmp-`` folder inside the store and renames that into
-place, so a refused or failed import leaves the store as it was; a tag already in the store is
-an error unless ``force`` replaces it.
+An archive is untrusted input. Import checks every member before it writes anything
+(:mod:`bentolite.archive_members`: paths, links, special files, declared sizes and counts
+against limits and free space) and counts the real bytes while it unpacks. It unpacks into a
+``.tmp-`` folder inside the store and renames that into place, so a refused or failed import
+leaves the store as it was; a tag already in the store is an error unless ``force`` replaces it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import posixpath
-import re
 import secrets
 import shutil
-import stat
 import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Callable
 
 import attrs
 
 from bentolite import store
+from bentolite.archive_members import Member, copy_member, declared_bytes, open_members
 from bentolite.bundle_meta import META_FILE, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, InvalidArgument
 
@@ -101,23 +98,12 @@ def _write_zip(bundle: Path, target: Path) -> None:
 # --- import --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Member:
-    """One archive member, checked: a relative path inside the bundle and what to create there."""
-
-    name: str
-    kind: str  # "dir", "file", "symlink" or "hardlink"
-    executable: bool = False
-    link: str = ""  # symlink: the target as written; hardlink: the member it repeats
-    open: Callable[[], IO[bytes]] | None = attrs.field(default=None, eq=False, repr=False)
-
-
 def import_bundle(file: str | os.PathLike[str], force: bool = False) -> store.BundleInfo:
     """Unpack a bundle archive into the store; returns the imported bundle."""
     archive = Path(file)
     if not archive.is_file():
         raise InvalidArgument(f"{archive}: no such file")
-    with _open_members(archive) as members:
+    with open_members(archive, store.bundles_root()) as members:
         members = _strip_wrapper(members)
         meta = _read_meta(archive, members)
         destination = store.bundles_root() / meta.name / meta.version
@@ -185,118 +171,7 @@ def _move_into_place(staging: Path, destination: Path, force: bool) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _open_members(archive: Path) -> Iterator[list[_Member]]:
-    """The checked members of a tar or zip archive (a hostile one is refused before any write)."""
-    handle: tarfile.TarFile | zipfile.ZipFile
-    try:
-        # By the leading magic number: zipfile.is_zipfile() also says yes to a plain tar that
-        # merely holds a zip (the bundle's wheel) near its end.
-        with open(archive, "rb") as f:
-            is_zip = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
-        if is_zip:
-            handle = zipfile.ZipFile(archive)
-            read: Callable[[], list[_Member]] = lambda: _zip_members(handle, archive)  # noqa: E731
-        else:
-            handle = tarfile.open(archive, "r:*")
-            read = lambda: _tar_members(handle, archive)  # noqa: E731
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise BundleError(f"{archive} is not a readable tar or zip archive: {exc}") from exc
-    with handle:
-        try:
-            members = read()
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise BundleError(f"{archive} is not a readable tar or zip archive: {exc}") from exc
-        yield members
-
-
-def _refuse(archive: Path, member: str, reason: str) -> BundleError:
-    return BundleError(f"refusing to import {archive.name}: member {member!r} {reason}")
-
-
-def _checked_name(archive: Path, raw: str) -> str:
-    """A member name as a normalised relative POSIX path ("" for the archive root)."""
-    if "\x00" in raw:
-        raise _refuse(archive, raw, "has a NUL byte in its name")
-    name = raw.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise _refuse(archive, raw, "has an absolute path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise _refuse(archive, raw, "has a '..' path component")
-    return "/".join(parts)
-
-
-def _checked_symlink(archive: Path, name: str, target: str) -> str:
-    if not target or target.startswith("/") or re.match(r"^[A-Za-z]:", target) or "\\" in target:
-        raise _refuse(archive, name, f"is a link pointing outside the bundle ({target!r})")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise _refuse(archive, name, f"is a link pointing outside the bundle ({target!r})")
-    return target
-
-
-def _tar_members(tar: tarfile.TarFile, archive: Path) -> list[_Member]:
-    members: list[_Member] = []
-    files: set[str] = set()
-    for info in tar.getmembers():
-        name = _checked_name(archive, info.name)
-        if info.isdir():
-            members.append(_Member(name, "dir"))
-        elif info.isreg():
-            if not name:
-                raise _refuse(archive, info.name, "is a file with no name")
-            files.add(name)
-            members.append(
-                _Member(
-                    name,
-                    "file",
-                    executable=bool(info.mode & 0o111),
-                    open=lambda info=info: tar.extractfile(info),  # type: ignore[misc]
-                )
-            )
-        elif info.issym():
-            members.append(_Member(name, "symlink", link=_checked_symlink(archive, name, info.linkname)))
-        elif info.islnk():
-            target = _checked_name(archive, info.linkname)
-            if target not in files:
-                raise _refuse(
-                    archive,
-                    info.name,
-                    f"is a hard link to {info.linkname!r}, which is not a file in the bundle",
-                )
-            members.append(_Member(name, "hardlink", link=target))
-        else:
-            raise _refuse(archive, info.name, "is a device file, FIFO or other special file")
-    return members
-
-
-def _zip_members(zf: zipfile.ZipFile, archive: Path) -> list[_Member]:
-    members: list[_Member] = []
-    for info in zf.infolist():
-        name = _checked_name(archive, info.filename)
-        mode = info.external_attr >> 16
-        file_type = stat.S_IFMT(mode)
-        if stat.S_ISLNK(mode):
-            target = zf.read(info).decode("utf-8", errors="replace")
-            members.append(_Member(name, "symlink", link=_checked_symlink(archive, name, target)))
-        elif file_type and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise _refuse(archive, info.filename, "is a device file, FIFO or other special file")
-        elif info.is_dir():
-            members.append(_Member(name, "dir"))
-        else:
-            members.append(
-                _Member(
-                    name,
-                    "file",
-                    executable=bool(mode & 0o111),
-                    open=lambda info=info: zf.open(info),  # type: ignore[misc]
-                )
-            )
-    return members
-
-
-def _strip_wrapper(members: list[_Member]) -> list[_Member]:
+def _strip_wrapper(members: list[Member]) -> list[Member]:
     """Accept an archive whose bundle sits in one top folder (``tar czf x.tgz Name/version``)."""
     if any(m.name == META_FILE and m.kind == "file" for m in members):
         return members
@@ -315,7 +190,7 @@ def _strip_wrapper(members: list[_Member]) -> list[_Member]:
     return stripped
 
 
-def _read_meta(archive: Path, members: list[_Member]) -> BundleMeta:
+def _read_meta(archive: Path, members: list[Member]) -> BundleMeta:
     entry = next((m for m in members if m.name == META_FILE and m.kind == "file"), None)
     if entry is None or entry.open is None:
         raise BundleError(f"{archive} is not a bentolite bundle archive: it has no {META_FILE}")
@@ -330,10 +205,11 @@ def _read_meta(archive: Path, members: list[_Member]) -> BundleMeta:
     return meta
 
 
-def _extract(members: list[_Member], staging: Path) -> None:
+def _extract(members: list[Member], staging: Path) -> None:
     """Create the members under ``staging``: folders and files first, then hard links (as
     copies), then symbolic links, so no file is ever written through a link."""
     root = staging.resolve()
+    budget = [declared_bytes(members)]  # what may still be written, counted in real bytes
 
     def place(name: str) -> Path:
         path = staging.joinpath(*name.split("/"))
@@ -350,14 +226,17 @@ def _extract(members: list[_Member], staging: Path) -> None:
             elif m.kind == "file" and m.open is not None:
                 path = place(m.name)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with m.open() as source, open(path, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
+                copy_member(m, path, budget)
                 path.chmod(0o755 if m.executable else 0o644)
         for m in members:
             if m.kind == "hardlink":
                 path = place(m.name)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(place(m.link), path)
+                source = place(m.link)
+                budget[0] -= source.stat().st_size
+                if budget[0] < 0:
+                    raise BundleError(f"refusing to import: hard link {m.name!r} exceeds the declared size")
+                shutil.copyfile(source, path)
         for m in members:
             if m.kind == "symlink":
                 path = place(m.name)
