@@ -51,7 +51,7 @@ def test_dataframe_rows_as_lists():
 def test_dataframe_columns_checked_and_ordered():
     a = DataframeInput(columns=["b", "a"])
     assert list(a.from_direct({"a": [1], "b": [2], "c": [3]}).columns) == ["b", "a"]
-    with pytest.raises(BadInput, match=r"missing column\(s\) b"):
+    with pytest.raises(BadInput, match=r"row 0 is missing column 'b'"):
         a.from_http(req([{"a": 1}]))
 
 
@@ -59,7 +59,7 @@ def test_dataframe_bad_bodies():
     a = DataframeInput()
     with pytest.raises(BadInput, match="not valid JSON"):
         a.from_http(req(b"{nope"))
-    with pytest.raises(BadInput, match="list of rows"):
+    with pytest.raises(BadInput, match="array of rows"):
         DataframeInput(orient="records").from_http(req({"a": [1]}))
     with pytest.raises(UnsupportedMediaType, match="text/plain"):
         a.from_http(req("x", "text/plain"))

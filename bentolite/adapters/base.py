@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from bentolite.adapters import strict_json
-from bentolite.exceptions import BadInput, InferenceError, UnsupportedMediaType
+from bentolite.exceptions import BadInput, InferenceError, InvalidArgument, UnsupportedMediaType
 
 
 @attrs.frozen
@@ -105,6 +105,19 @@ def load_json_body(request: HttpRequest, *, allow_nan: bool = False) -> Any:
     return strict_json.loads(request.body, allow_nan=allow_nan)
 
 
+def check_example(adapter: str, example: Any) -> Any:
+    """The ``example=`` of an adapter, refused unless it is a strict JSON value."""
+    if example is not None:
+        try:
+            json.dumps(example, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"{adapter}(example=...) must be a request body as a JSON value (dict, list, str, "
+                f"number or bool): {exc}"
+            ) from exc
+    return example
+
+
 def result_length(result: Any) -> int:
     """Length of a batch result, or -1 when it has none (a scalar)."""
     if hasattr(result, "shape") and getattr(result, "shape", None) is not None:
@@ -150,6 +163,11 @@ class Adapter:
     clipper_input_type: str | None = None
     #: media types ``from_http`` accepts; ``*`` suffix matches a family (``image/*``)
     accepts: Sequence[str] = ("application/json",)
+    #: a request body the OpenAPI document shows (a JSON value), or None to derive one
+    example: Any = None
+
+    def __init__(self, *, example: Any = None) -> None:
+        self.example = check_example(self.name, example)
 
     @property
     def name(self) -> str:
@@ -221,6 +239,17 @@ class Adapter:
     def openapi_request(self) -> dict[str, Any]:
         """OpenAPI ``requestBody.content`` mapping."""
         return {"application/json": {"schema": {}}}
+
+    def openapi_examples(self) -> dict[str, Any]:
+        """Media type -> an example request body for the OpenAPI document: the adapter's
+        ``example=``, else what :meth:`derived_examples` makes from its declaration."""
+        if self.example is not None:
+            return {next(iter(self.openapi_request())): self.example}
+        return self.derived_examples()
+
+    def derived_examples(self) -> dict[str, Any]:
+        """Example request bodies derived from the adapter's options (none by default)."""
+        return {}
 
     def openapi_response(self) -> dict[str, Any]:
         """OpenAPI ``responses['200'].content`` mapping."""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bentolite.adapters.base import (
-    Adapter,
-    HttpRequest,
-    load_json_body,
-    split_rows,
-)
+from bentolite.adapters import table
+from bentolite.adapters.base import Adapter, HttpRequest, load_json_body, split_rows
 from bentolite.exceptions import BadInput, InvalidArgument
+
+if TYPE_CHECKING:
+    from bentolite.adapters.cells import CellType
 
 _ORIENTS = ("records", "columns")
 
@@ -21,9 +19,16 @@ class DataframeInput(Adapter):
 
     Over HTTP it accepts ``application/json`` (a list of row objects or row lists = records, or
     an object of column name -> list of values = columns; ``orient=None`` detects which) and
-    ``text/csv`` with a header row. ``columns`` names the expected columns: a request missing one
-    is a 400, and the frame handed to the function has exactly those columns in that order.
-    Batched calls concatenate the requests' rows; the function returns one result per row.
+    ``text/csv`` with a header row.
+
+    Nothing is guessed: every row must have as many values as the header, the declared columns
+    or the first row, and each column holds one type of single values (numbers, strings or
+    booleans). ``columns`` names the expected columns: a request missing one is a 400 naming it,
+    and the frame handed to the function has exactly those columns in that order. ``dtype`` (one
+    dtype, or column -> dtype) converts each column strictly: a cell that does not convert is a
+    400 naming its row and column. Missing values (``null``, an empty CSV field) and the
+    non-standard ``NaN``/``Infinity`` are refused unless ``allow_nan=True``, which reads them as
+    NaN. Batched calls concatenate the requests' rows; the function returns one result per row.
     """
 
     accepts = ("application/json", "text/csv")
@@ -33,87 +38,128 @@ class DataframeInput(Adapter):
         orient: str | None = None,
         columns: list[str] | None = None,
         dtype: str | dict[str, str] | None = None,
+        *,
+        allow_nan: bool = False,
+        example: Any = None,
     ) -> None:
+        super().__init__(example=example)
         if orient is not None and orient not in _ORIENTS:
             raise InvalidArgument(
                 f"DataframeInput(orient={orient!r}) is not supported; use one of {_ORIENTS} or None"
             )
         self.orient = orient
         self.columns = list(columns) if columns is not None else None
+        if self.columns is not None:
+            if not self.columns:
+                raise InvalidArgument("DataframeInput(columns=[]) names no column")
+            repeated = sorted({str(c) for c in self.columns if self.columns.count(c) > 1})
+            if repeated:
+                raise InvalidArgument(f"DataframeInput(columns=...) names {', '.join(repeated)} twice")
         self.dtype = dtype
+        self.allow_nan = bool(allow_nan)
+        self._types = self._cell_types(dtype)
+
+    def _cell_types(self, dtype: Any) -> dict[Any, CellType] | CellType | None:
+        if dtype is None:
+            return None
+        from bentolite.adapters import cells  # numpy, only once a dtype is declared
+
+        try:
+            if not isinstance(dtype, dict):
+                return cells.CellType(dtype)
+            unknown = [c for c in dtype if self.columns is not None and c not in self.columns]
+            if unknown:
+                raise InvalidArgument(
+                    f"DataframeInput(dtype=...) names column(s) {', '.join(map(repr, unknown))}, which "
+                    f"columns={self.columns} does not"
+                )
+            return {c: cells.CellType(t) for c, t in dtype.items()}
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"DataframeInput(dtype={dtype!r}): {exc.message}") from None
 
     def options(self) -> dict[str, Any]:
-        return {
+        opts = {
             k: v
             for k, v in {"orient": self.orient, "columns": self.columns, "dtype": self.dtype}.items()
             if v is not None
         }
+        if self.allow_nan:
+            opts["allow_nan"] = True
+        return opts
 
-    def _finish(self, df: Any) -> Any:
-        if self.columns is not None:
-            missing = [c for c in self.columns if c not in df.columns]
-            if (
-                missing
-                and list(df.columns) == list(range(len(df.columns)))
-                and len(df.columns) == len(self.columns)
-            ):
-                df.columns = self.columns
-                missing = []
-            if missing:
-                raise BadInput(
-                    f"input is missing column(s) {', '.join(map(str, missing))}; "
-                    f"expected columns {self.columns}"
-                )
-            df = df[self.columns]
-        if self.dtype is not None:
-            try:
-                df = df.astype(self.dtype)
-            except (TypeError, ValueError) as exc:
-                raise BadInput(f"input cannot be converted to dtype {self.dtype}", detail=str(exc)) from exc
+    def cell_type(self, column: Any) -> CellType | None:
+        """The declared type of ``column``'s cells, or None when the cells choose."""
+        if isinstance(self._types, dict):
+            return self._types.get(column)
+        return self._types
+
+    # --- conversions ---------------------------------------------------------------------------
+    def _frame(self, tab: table.Table, from_csv: bool = False) -> Any:
+        import pandas as pd
+
+        from bentolite.adapters import cells
+
+        data = {}
+        for name, values in tab.columns.items():
+            ctype = self.cell_type(name)
+
+            def where(i: int, name: Any = name) -> str:
+                return f"{tab.row_label(i)}, column {name!r}"
+
+            if from_csv:
+                values = cells.from_csv(values, ctype, allow_nan=self.allow_nan, where=where)
+            data[name] = cells.to_array(values, ctype, allow_nan=self.allow_nan, where=where)
+        df = pd.DataFrame(data)
+        for name in data:
+            ctype = self.cell_type(name)
+            if ctype is not None and ctype.kind == "other":
+                try:
+                    df[name] = df[name].astype(ctype.dtype)
+                except (TypeError, ValueError) as exc:
+                    raise BadInput(
+                        f"column {name!r} cannot be read as {ctype.name}", detail=str(exc)
+                    ) from exc
         return df
 
     def from_direct(self, value: Any) -> Any:
         import pandas as pd
 
-        if isinstance(value, pd.DataFrame):
-            return self._finish(value)
-        return self._from_obj(value)
+        if not isinstance(value, pd.DataFrame):
+            return self._from_obj(value)
+        if self.columns is None and self._types is None:
+            return value
+        names = self.columns if self.columns is not None else list(value.columns)
+        missing = [c for c in names if c not in value.columns]
+        if missing:
+            raise BadInput(f"the input is missing {table.column_names(missing)}")
+        return self._frame(table.Table({c: value[c].tolist() for c in names}, len(value)))
 
     def _from_obj(self, obj: Any) -> Any:
-        import pandas as pd
-
-        orient = self.orient
-        if orient is None:
-            orient = "columns" if isinstance(obj, dict) else "records"
-        try:
-            if orient == "columns":
-                if not isinstance(obj, dict):
-                    raise BadInput("expected a JSON object of column name -> list of values")
-                df = pd.DataFrame(obj)
-            else:
-                if not isinstance(obj, list) and not hasattr(obj, "shape"):
-                    raise BadInput("expected a JSON list of rows (objects or lists)")
-                df = pd.DataFrame(obj)
-        except (TypeError, ValueError) as exc:
-            raise BadInput("input cannot be read as a table", detail=str(exc)) from exc
-        return self._finish(df)
+        if hasattr(obj, "tolist") and not isinstance(obj, (list, dict)):
+            obj = obj.tolist()  # a numpy array of rows, in a direct call
+        return self._frame(table.from_json(obj, orient=self.orient, columns=self.columns))
 
     def from_http(self, request: HttpRequest) -> Any:
         self.check_media_type(request)
         if request.media_type == "text/csv":
-            import pandas as pd
-
+            charset = request.params.get("charset", "utf-8")
             try:
-                text = request.body.decode(request.params.get("charset", "utf-8"))
-                df = pd.read_csv(io.StringIO(text))
-            except (UnicodeDecodeError, LookupError, ValueError) as exc:
-                raise BadInput("request body is not valid CSV", detail=str(exc)) from exc
-            return self._finish(df)
-        return self._from_obj(load_json_body(request))
+                text = request.body.decode("utf-8-sig" if charset.lower() in ("utf-8", "utf8") else charset)
+            except (UnicodeDecodeError, LookupError) as exc:
+                raise BadInput(f"the CSV body is not valid {charset} text", detail=str(exc)) from exc
+            return self._frame(table.from_csv(text, columns=self.columns), from_csv=True)
+        return self._from_obj(load_json_body(request, allow_nan=self.allow_nan))
 
+    # --- batching ------------------------------------------------------------------------------
     def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
         import pandas as pd
 
+        first = payloads[0]
+        for payload in payloads[1:]:
+            # frames of other columns or types would merge into NaN-filled or upcast columns:
+            # such payloads are called one by one instead
+            if list(payload.columns) != list(first.columns) or not payload.dtypes.equals(first.dtypes):
+                raise BadInput("the requests of this batch hold different columns or column types")
         return pd.concat(payloads, ignore_index=True), [len(p) for p in payloads]
 
     def batch_size(self, payload: Any) -> int:
@@ -122,26 +168,16 @@ class DataframeInput(Adapter):
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         return split_rows(result, sizes)
 
+    # --- OpenAPI -------------------------------------------------------------------------------
     def openapi_request(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"type": "object"}
-        if self.columns:
-            row["properties"] = {str(c): {} for c in self.columns}
-            row["required"] = [str(c) for c in self.columns]
-        return {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"type": "array", "items": row, "description": "rows (records)"},
-                        {
-                            "type": "object",
-                            "additionalProperties": {"type": "array"},
-                            "description": "columns",
-                        },
-                    ]
-                }
-            },
-            "text/csv": {"schema": {"type": "string", "description": "CSV with a header row"}},
-        }
+        from bentolite.adapters.dataframe_schema import request_content
+
+        return request_content(self)
+
+    def derived_examples(self) -> dict[str, Any]:
+        from bentolite.adapters.dataframe_schema import examples
+
+        return examples(self)
 
     def openapi_response(self) -> dict[str, Any]:
         return {"application/json": {"schema": {"type": "array", "items": {}}}}

@@ -31,3 +31,6 @@ class StringInput(Adapter):
 
     def openapi_request(self) -> dict[str, Any]:
         return {"text/plain": {"schema": {"type": "string"}}}
+
+    def derived_examples(self) -> dict[str, Any]:
+        return {"text/plain": "text"}

@@ -48,7 +48,7 @@ def api_operation(spec: ApiSpec, operation_id: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else spec.name,
         "description": _describe(spec),
         "tags": ["APIs"],
-        "requestBody": {"required": True, "content": spec.adapter.openapi_request()},
+        "requestBody": request_body(spec),
         "responses": {
             "200": {"description": "The prediction", "content": spec.adapter.openapi_response()},
             **{status: {"$ref": f"#/components/responses/E{status}"} for status in API_ERRORS},
@@ -61,6 +61,16 @@ def api_operation(spec: ApiSpec, operation_id: str) -> dict[str, Any]:
             "max_latency_ms": spec.max_latency_ms,
         }
     return operation
+
+
+def request_body(spec: ApiSpec) -> dict[str, Any]:
+    """The ``requestBody`` of an API: its adapter's typed schema per media type, each with the
+    example the adapter was given or derives from its declaration."""
+    content = {media: dict(entry) for media, entry in spec.adapter.openapi_request().items()}
+    for media, example in spec.adapter.openapi_examples().items():
+        if media in content:
+            content[media]["example"] = example
+    return {"required": True, "content": content}
 
 
 def _describe(spec: ApiSpec) -> str:

@@ -13,13 +13,15 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 class IrisClassifier(Service):
     """Predicts the iris species (0 setosa, 1 versicolor, 2 virginica) from 4 measurements."""
 
-    # Naming the columns makes a request without them a 400, not a failure inside the model.
-    @api(input=DataframeInput(columns=FEATURES))
+    # Declaring the columns and their dtype makes a malformed request (a missing column, a row
+    # of 3 values, a cell "x") a 400 naming the row and column, not a failure inside the model.
+    # The example is what the API's OpenAPI document (and Swagger's "Try it out") sends.
+    @api(input=DataframeInput(columns=FEATURES, dtype="float64", example=[[5.1, 3.5, 1.4, 0.2]]))
     def predict(self, df):
         """One species per row of sepal length, sepal width, petal length, petal width."""
         return self.artifacts.model.predict(df.to_numpy())
 
-    @api(input=ClipperFloatsInput())
+    @api(input=ClipperFloatsInput(example={"input": [6.5, 3.0, 5.8, 2.2]}))
     def predict_clipper(self, inputs):
         """One species per input of 4 floats (for a Clipper cluster)."""
         for i, x in enumerate(inputs):
