@@ -86,8 +86,12 @@ class TooManyParts(PayloadTooLarge):
     """A multipart body holds more parts than the server accepts."""
 
 
+class PartHeaderTooLarge(BadInput):
+    """One part of a multipart body has a larger header block than the server accepts."""
+
+
 class RequestHeaderTooLarge(BadInput):
-    """A request's header block (or one multipart part's headers) is larger than accepted."""
+    """A request's header block is larger than the server accepts."""
 
     http_status = 431
 

@@ -14,6 +14,7 @@ from bentolite.bundle import save_bundle
 from bentolite.cli.main import cli
 from bentolite.exceptions import ArtifactError, InvalidArgument, NotFound, ServiceError
 from bentolite.server import runner
+from bentolite.server.limits import Limits
 from bentolite.server.targets import load_target, normalize_target
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -39,6 +40,12 @@ def test_help_lists_every_option():
         "--reload",
         "--max-body-size",
         "--timeout",
+        "--max-concurrency",
+        "--max-inflight-bytes",
+        "--max-parts",
+        "--max-part-header-size",
+        "--max-header-size",
+        "--header-timeout",
         "--log-level",
     ):
         assert option in result.output
@@ -55,9 +62,9 @@ def test_defaults_reach_the_runner(monkeypatch):
         "port": 3000,
         "workers": 1,
         "reload": False,
-        "max_body_size": 32 * 1024 * 1024,
         "timeout": 60.0,
         "log_level": "info",
+        "limits": Limits(),
     }
 
 
@@ -104,7 +111,7 @@ def test_several_workers_load_the_target_from_the_environment(recorded, monkeypa
     assert options["workers"] == 3 and options["timeout_graceful_shutdown"] is None
     assert runner.SETTINGS_ENV not in __import__("os").environ  # restored afterwards
     # what a worker does with the settings
-    settings = runner.ServeSettings(normalize_target(target), max_body_size=1024, timeout=None)
+    settings = runner.ServeSettings(normalize_target(target), timeout=None, limits=Limits(max_body_size=1024))
     monkeypatch.setenv(runner.SETTINGS_ENV, settings.to_json())
     worker_app = runner.app_from_environment()
     assert worker_app.state.bentolite.max_body_size == 1024

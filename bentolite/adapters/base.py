@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from bentolite.adapters import strict_json
+from bentolite.adapters.multipart import FormLimits
 from bentolite.exceptions import BadInput, InferenceError, InvalidArgument, UnsupportedMediaType
 
 
@@ -30,13 +31,15 @@ class HttpRequest:
     """The parts of an HTTP request an adapter reads.
 
     ``media_type`` is the lower-cased content type without parameters (``"application/json"``);
-    ``params`` holds its parameters (``charset``, ``boundary``).
+    ``params`` holds its parameters (``charset``, ``boundary``); ``form_limits`` bounds how
+    much of a multipart body an adapter reads.
     """
 
     body: bytes
     media_type: str = ""
     params: Mapping[str, str] = attrs.field(factory=dict)
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    form_limits: FormLimits = FormLimits()
 
     @classmethod
     def from_content_type(cls, body: bytes, content_type: str | None, **kw: Any) -> HttpRequest:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 
 from bentolite.adapters.base import Adapter, HttpRequest
+from bentolite.adapters.multipart import first_file
 from bentolite.exceptions import BadInput
 
 
@@ -14,7 +13,8 @@ class FileInput(Adapter):
     """The bytes of one file.
 
     Over HTTP: an ``application/octet-stream`` (or ``image/*``, ``audio/*``, ``video/*``,
-    ``application/pdf``) body, or ``multipart/form-data`` whose first file part is used.
+    ``application/pdf``) body, or ``multipart/form-data`` whose first file part (else its first
+    part) is used; the form is read within the server's part limits (``adapters/multipart.py``).
     Batched calls give the function a list of ``bytes``, one per request.
     """
 
@@ -44,13 +44,10 @@ class FileInput(Adapter):
         boundary = request.params.get("boundary")
         if not boundary:
             raise BadInput("multipart/form-data request has no boundary parameter")
-        head = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode()
-        message = BytesParser(policy=HTTP).parsebytes(head + request.body)
-        parts = list(message.iter_parts()) if message.is_multipart() else []
-        files = [p for p in parts if p.get_filename() is not None] or parts
-        if not files:
+        part = first_file(request.body, boundary, request.form_limits)
+        if part is None:
             raise BadInput("multipart/form-data request holds no file part")
-        return files[0].get_payload(decode=True) or b""
+        return part.data
 
     def openapi_request(self) -> dict[str, Any]:
         return {

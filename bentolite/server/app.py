@@ -21,8 +21,9 @@ never blocks: parsing, the call and rendering take one thread hop per request, o
 batched APIs (their requests are parsed on the event loop, in the pool above 64 KiB, and meet in
 their :class:`~bentolite.server.batching.Batcher`). ``async def`` functions are awaited.
 
-The pieces: ``limits.py`` (body size, reading), ``errors.py`` (error -> response),
-``state.py`` (what routes share), ``endpoint.py`` (one API).
+The pieces: ``limits.py`` (the bounds, reading a body), ``encoding.py`` (Content-Encoding),
+``inflight.py`` (admission, and what is in flight), ``protocol.py`` (header bounds),
+``errors.py`` (error -> response), ``state.py`` (what routes share), ``endpoint.py`` (one API).
 
 Every error answer is JSON ``{"error": ..., "detail": ...}`` whose status is the error class's
 ``http_status``, mapped in one place (:func:`error_response`). Answers with status 500 also
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,12 +46,12 @@ from bentolite.exceptions import ArtifactError, InvalidArgument, ServiceError
 from bentolite.server.docs import docs_routes
 from bentolite.server.endpoint import ApiEndpoint
 from bentolite.server.errors import http_error, unexpected_error
-from bentolite.server.limits import DEFAULT_MAX_BODY_SIZE, parse_size
+from bentolite.server.limits import DEFAULT_MAX_BODY_SIZE, Limits, parse_size
 from bentolite.server.openapi import clipper_alias
 from bentolite.server.state import ServerState
 from bentolite.service import Service
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "create_app", "parse_size"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "Limits", "create_app", "parse_size"]
 
 
 def _api_routes(state: ServerState) -> list[BaseRoute]:
@@ -125,16 +127,22 @@ def _server_routes(state: ServerState) -> list[BaseRoute]:
 def create_app(
     service: Service,
     *,
-    max_body_size: int | str = DEFAULT_MAX_BODY_SIZE,
+    max_body_size: int | str | None = None,
     timeout: float | None = None,
     threads: int | None = None,
+    limits: Limits | None = None,
+    record_path: str | None = None,
 ) -> Starlette:
     """The ASGI app serving ``service``.
 
-    ``max_body_size`` (bytes, or a size such as ``"32MB"``) bounds request bodies (413 above);
-    ``timeout`` (seconds) bounds each API request (503 past it); ``threads`` sizes the pool that
-    runs sync functions (Python's default when None). Artifacts not loaded yet (a bundle loaded
-    with ``load_artifacts=False``) load in the background at startup; ``/readyz`` reports when.
+    ``limits`` bounds what a request may send and what one process holds at once
+    (:class:`~bentolite.server.limits.Limits`); ``max_body_size`` (bytes, or a size such as
+    ``"32MB"``), if given, overrides its body size (413 above). ``timeout`` (seconds) bounds
+    each API request (503 past it); ``threads`` sizes the pool that runs sync functions
+    (Python's default when None). ``record_path`` is the file where the supervisor of
+    ``bentolite serve`` reads what this worker has in flight. Artifacts not loaded yet (a
+    bundle loaded with ``load_artifacts=False``) load in the background at startup;
+    ``/readyz`` reports when.
     """
     if timeout is not None and timeout <= 0:
         raise InvalidArgument(f"timeout {timeout!r} must be greater than 0 seconds")
@@ -146,11 +154,15 @@ def create_app(
         )
     if not service.apis:
         raise ServiceError(f"{service.name} has no API to serve: decorate a method with @api(input=...)")
-    state = ServerState(service, max_body_size=parse_size(max_body_size), timeout=timeout, threads=threads)
+    limits = limits or Limits()
+    if max_body_size is not None:
+        limits = attrs.evolve(limits, max_body_size=parse_size(max_body_size))
+    state = ServerState(service, limits=limits, timeout=timeout, threads=threads, record_path=record_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.start_loading()
+        state.in_flight.mark_serving()
         yield
         await state.shutdown()
 

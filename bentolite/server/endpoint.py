@@ -16,7 +16,7 @@ from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
 from bentolite.server.batching import Batcher
 from bentolite.server.errors import error_response
-from bentolite.server.limits import INLINE_PARSE_LIMIT, read_body
+from bentolite.server.limits import INLINE_PARSE_LIMIT
 from bentolite.server.metrics import ApiMetrics
 from bentolite.server.state import ServerState
 from bentolite.service import ApiSpec
@@ -24,6 +24,19 @@ from bentolite.service import ApiSpec
 logger = logging.getLogger("bentolite.server.app")
 
 _HAS_TIMEOUT_BLOCK = sys.version_info >= (3, 11)
+#: bytes of an API name or request id kept in the crash record
+MAX_RECORDED_NAME = 60
+
+
+def _request_id(headers: dict[str, str]) -> bytes | None:
+    """The client's X-Request-ID, if it sent one (the crash record names it)."""
+    value = headers.get("x-request-id")
+    return value.encode("latin-1")[:MAX_RECORDED_NAME] if value else None
+
+
+def _declared_length(headers: dict[str, str]) -> int:
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else 0
 
 
 def _cancelled(exc: BaseException) -> bool:
@@ -45,6 +58,8 @@ class ApiEndpoint:
         self.adapter = spec.adapter
         self.is_async = spec.is_async
         self.metrics: ApiMetrics = state.metrics.for_api(spec.name)
+        #: the API as the crash record names it (inflight.py)
+        self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
         self.batcher: Batcher | None = None
         if spec.batch:
             self.batcher = Batcher(
@@ -61,35 +76,50 @@ class ApiEndpoint:
         in_flight = self.metrics.in_flight
         in_flight.inc()
         try:
+            headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
             try:
-                if self.state.timeout is None:
-                    answer = await self._answer(scope, receive)
-                elif _HAS_TIMEOUT_BLOCK:  # cheaper than wait_for: no extra task per request
-                    async with asyncio.timeout(self.state.timeout):  # type: ignore[attr-defined]
-                        answer = await self._answer(scope, receive)
-                else:
-                    answer = await asyncio.wait_for(self._answer(scope, receive), self.state.timeout)
-                response: Response = Response(answer.body, answer.status, media_type=answer.media_type)
-            except BentoliteError as exc:
-                response = error_response(exc)
-            except asyncio.TimeoutError:
-                response = error_response(
-                    Overloaded(
-                        f"API {self.spec.name!r} did not answer within the server's timeout of "
-                        f"{self.state.timeout:g} s",
-                        detail="raise it with bentolite serve --timeout",
-                    )
+                slot = self.state.in_flight.enter(
+                    self.record_name, _request_id(headers), _declared_length(headers)
                 )
+            except Overloaded as exc:
+                response: Response = error_response(exc)
+            else:
+                try:
+                    response = await self._respond(scope, receive, headers, slot)
+                finally:
+                    self.state.in_flight.leave(slot)
             await response(scope, receive, send)
         finally:
             in_flight.dec()
         self.metrics.answered(response.status_code, time.perf_counter() - started)
 
-    async def _answer(self, scope: Scope, receive: Receive) -> HttpResponse:
+    async def _respond(self, scope: Scope, receive: Receive, headers: dict[str, str], slot: int) -> Response:
+        try:
+            if self.state.timeout is None:
+                answer = await self._answer(receive, headers, slot)
+            elif _HAS_TIMEOUT_BLOCK:  # cheaper than wait_for: no extra task per request
+                async with asyncio.timeout(self.state.timeout):  # type: ignore[attr-defined]
+                    answer = await self._answer(receive, headers, slot)
+            else:
+                answer = await asyncio.wait_for(self._answer(receive, headers, slot), self.state.timeout)
+            return Response(answer.body, answer.status, media_type=answer.media_type)
+        except BentoliteError as exc:
+            return error_response(exc)
+        except asyncio.TimeoutError:
+            return error_response(
+                Overloaded(
+                    f"API {self.spec.name!r} did not answer within the server's timeout of "
+                    f"{self.state.timeout:g} s",
+                    detail="raise it with bentolite serve --timeout",
+                )
+            )
+
+    async def _answer(self, receive: Receive, headers: dict[str, str], slot: int) -> HttpResponse:
         self.state.check_ready()
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        body = await read_body(receive, headers, self.state.max_body_size)
-        request = HttpRequest.from_content_type(body, headers.get("content-type"), headers=headers)
+        body = await self.state.body_reader.read(receive, headers, slot)
+        request = HttpRequest.from_content_type(
+            body, headers.get("content-type"), headers=headers, form_limits=self.state.form_limits
+        )
         if self.batcher is None and not self.is_async:
             return await self.state.run_sync(self._serve_one, request)
         if len(body) > INLINE_PARSE_LIMIT:

@@ -1,15 +1,31 @@
-"""Request limits: the body-size option and reading a body within it."""
+"""Request limits: what one request may send, and reading a body within them.
+
+:class:`Limits` gathers every bound of ``bentolite serve`` (each a ``serve`` option); the HTTP
+protocol enforces the header bounds (``protocol.py``), :class:`InFlight` the per-worker bounds
+on work in flight (``inflight.py``), and :class:`BodyReader` the body bounds: size, encoding.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any, Callable
 
+import attrs
 from starlette.types import Receive
 
+from bentolite.adapters.multipart import DEFAULT_MAX_PART_HEADER_SIZE, DEFAULT_MAX_PARTS, FormLimits
 from bentolite.exceptions import BadInput, InvalidArgument, PayloadTooLarge
+from bentolite.server.encoding import codings, decode
+from bentolite.server.inflight import InFlight
 
 DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
-#: bodies larger than this are parsed in the thread pool even when the function itself is not
+DEFAULT_MAX_CONCURRENCY = 256
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_HEADER_SIZE = 32 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: bodies larger than this are parsed (and decoded) in the thread pool even when the function
+#: itself is not
 INLINE_PARSE_LIMIT = 64 * 1024
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -30,14 +46,77 @@ def parse_size(value: int | str) -> int:
     return size
 
 
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes."""
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise InvalidArgument(f"{attribute.name}={value!r} must be greater than 0")
+
+
+@attrs.frozen
+class Limits:
+    """Every bound the server puts on a request (sizes in bytes, times in seconds).
+
+    ``max_body_size``: a body, as sent and as decoded (413). ``max_parts``,
+    ``max_part_header_size``: a multipart body's parts (413) and each part's headers (400).
+    ``max_concurrency``, ``max_inflight_bytes``: API requests, and their body bytes, one worker
+    holds at once (503 with Retry-After past them). ``max_header_size``: the request line
+    (414) and header block (431). ``header_timeout``: time to send the request line and
+    headers (408, then the connection closes).
+    """
+
+    max_body_size: int = attrs.field(default=DEFAULT_MAX_BODY_SIZE, validator=_positive)
+    max_parts: int = attrs.field(default=DEFAULT_MAX_PARTS, validator=_positive)
+    max_part_header_size: int = attrs.field(default=DEFAULT_MAX_PART_HEADER_SIZE, validator=_positive)
+    max_concurrency: int = attrs.field(default=DEFAULT_MAX_CONCURRENCY, validator=_positive)
+    max_inflight_bytes: int = attrs.field(default=DEFAULT_MAX_INFLIGHT_BYTES, validator=_positive)
+    max_header_size: int = attrs.field(default=DEFAULT_MAX_HEADER_SIZE, validator=_positive)
+    header_timeout: float = attrs.field(default=DEFAULT_HEADER_TIMEOUT, validator=_positive)
+
+    @property
+    def form(self) -> FormLimits:
+        return FormLimits(self.max_parts, self.max_part_header_size)
+
+
+class BodyReader:
+    """Reads request bodies within ``limits``, charging their bytes to ``in_flight``."""
+
+    def __init__(
+        self, limits: Limits, in_flight: InFlight, run_sync: Callable[..., asyncio.Future[Any]]
+    ) -> None:
+        self.limit = limits.max_body_size
+        self.in_flight = in_flight
+        self.run_sync = run_sync
+
+    async def read(self, receive: Receive, headers: dict[str, str], slot: int) -> bytes:
+        """The body, decoded if it has a Content-Encoding (``headers`` then loses it)."""
+        names = codings(headers.get("content-encoding"))  # 415 before reading anything
+        body = await read_body(receive, headers, self.limit, self.in_flight, slot)
+        if not names:
+            return body
+        del headers["content-encoding"]
+        if len(body) > INLINE_PARSE_LIMIT:
+            decoded = await self.run_sync(decode, body, names, self.limit)
+        else:
+            decoded = decode(body, names, self.limit)
+        self.in_flight.charge(slot, len(body) + len(decoded))
+        return decoded
+
+
+async def read_body(
+    receive: Receive,
+    headers: dict[str, str],
+    limit: int,
+    in_flight: InFlight | None = None,
+    slot: int = 0,
+) -> bytes:
+    """The request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes.
+    A body without Content-Length is charged to ``in_flight`` as it arrives."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
             f"request body of {int(declared)} bytes is over the server's limit of {limit} bytes",
             detail="raise it with bentolite serve --max-body-size",
         )
+    charge = in_flight is not None and declared is None
     chunks = []
     size = 0
     while True:
@@ -51,6 +130,8 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
                 f"request body is over the server's limit of {limit} bytes",
                 detail="raise it with bentolite serve --max-body-size",
             )
+        if charge:
+            in_flight.charge(slot, size)  # type: ignore[union-attr]
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -15,6 +15,7 @@ exits. With several workers, the parent forwards SIGTERM to every worker, which 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -25,8 +26,9 @@ import attrs
 
 from bentolite.exceptions import InvalidArgument
 from bentolite.server.app import create_app
-from bentolite.server.limits import DEFAULT_MAX_BODY_SIZE, parse_size
+from bentolite.server.limits import Limits, parse_size
 from bentolite.server.metrics import MULTIPROC_ENV
+from bentolite.server.protocol import BoundedH11Protocol
 from bentolite.server.targets import load_target, normalize_target, source_dir
 from bentolite.service import Service
 
@@ -35,13 +37,21 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 DEFAULT_TIMEOUT = 60.0
 
 
+def _limits(value: Limits | dict[str, Any]) -> Limits:
+    return value if isinstance(value, Limits) else Limits(**value)
+
+
 @attrs.frozen
 class ServeSettings:
     """What each worker needs to build its app."""
 
     target: str
-    max_body_size: int = DEFAULT_MAX_BODY_SIZE
     timeout: float | None = DEFAULT_TIMEOUT
+    limits: Limits = attrs.field(factory=Limits, converter=_limits)
+
+    @property
+    def max_body_size(self) -> int:
+        return self.limits.max_body_size
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))
@@ -57,9 +67,15 @@ def app_from_environment() -> Any:
     if not text:
         raise InvalidArgument(f"{SETTINGS_ENV} is not set: start workers with bentolite serve")
     settings = ServeSettings.from_json(text)
-    return create_app(
-        load_target(settings.target), max_body_size=settings.max_body_size, timeout=settings.timeout
-    )
+    return create_app(load_target(settings.target), limits=settings.limits, timeout=settings.timeout)
+
+
+def protocol_options(limits: Limits) -> dict[str, Any]:
+    """uvicorn options for the HTTP protocol: h11 with the header bounds of ``limits``."""
+    return {
+        "http": functools.partial(BoundedH11Protocol, header_timeout=limits.header_timeout),
+        "h11_max_incomplete_event_size": limits.max_header_size,
+    }
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -78,15 +94,18 @@ def serve(
     port: int = 3000,
     workers: int = 1,
     reload: bool = False,
-    max_body_size: int | str = DEFAULT_MAX_BODY_SIZE,
+    max_body_size: int | str | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     log_level: str = "info",
+    limits: Limits | None = None,
 ) -> None:
     """Serve ``target`` over HTTP until SIGTERM or Ctrl-C.
 
     ``target`` is a tag, a bundle directory, a build directory with a bentofile.yaml,
     ``module.py:attr``, or (one worker, no reload) a ``Service`` object. ``timeout`` bounds each
-    request in seconds (None: no bound) and the drain at shutdown.
+    request in seconds (None: no bound) and the drain at shutdown. ``limits`` bounds requests
+    (:class:`~bentolite.server.limits.Limits`); ``max_body_size``, if given, overrides its
+    body size.
     """
     import uvicorn
 
@@ -98,13 +117,16 @@ def serve(
         raise InvalidArgument(f"port {port} is not a TCP port (0-65535)")
     if log_level not in LOG_LEVELS:
         raise InvalidArgument(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    size = parse_size(max_body_size)
+    limits = limits or Limits()
+    if max_body_size is not None:
+        limits = attrs.evolve(limits, max_body_size=parse_size(max_body_size))
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "log_config": log_config(log_level),
         "timeout_graceful_shutdown": math.ceil(timeout) + 1 if timeout else None,
+        **protocol_options(limits),
     }
     if isinstance(target, Service):
         if workers > 1 or reload:
@@ -112,14 +134,14 @@ def serve(
                 "a Service object can only be served by one worker without reload: each worker "
                 "process loads its own service, so pass a tag, a bundle directory or module.py:attr"
             )
-        uvicorn.run(create_app(target, max_body_size=size, timeout=timeout), **options)
+        uvicorn.run(create_app(target, limits=limits, timeout=timeout), **options)
         return
     target_text = normalize_target(target)
     service = load_target(target_text)
     if workers == 1 and not reload:
-        uvicorn.run(create_app(service, max_body_size=size, timeout=timeout), **options)
+        uvicorn.run(create_app(service, limits=limits, timeout=timeout), **options)
         return
-    settings = ServeSettings(target_text, max_body_size=size, timeout=timeout)
+    settings = ServeSettings(target_text, timeout=timeout, limits=limits)
     if reload:
         watched = source_dir(target_text)
         options["reload"] = True

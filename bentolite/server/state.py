@@ -1,4 +1,5 @@
-"""``ServerState``: what the routes of one app share (service, readiness, metrics, thread pool)."""
+"""``ServerState``: what the routes of one app share (service, limits, readiness, metrics,
+thread pool)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any, Callable
 from bentolite.bundle_meta import BundleMeta
 from bentolite.exceptions import ArtifactError, BentoliteError, Overloaded
 from bentolite.server.batching import Batcher
+from bentolite.server.inflight import InFlight
+from bentolite.server.limits import BodyReader, Limits
 from bentolite.server.metrics import Metrics
 from bentolite.server.openapi import openapi_spec
 from bentolite.service import Service
@@ -26,11 +29,21 @@ class ServerState:
     """What the routes of one app share: the service, readiness, metrics and the thread pool."""
 
     def __init__(
-        self, service: Service, *, max_body_size: int, timeout: float | None, threads: int | None
+        self,
+        service: Service,
+        *,
+        limits: Limits,
+        timeout: float | None,
+        threads: int | None,
+        record_path: str | None = None,
     ) -> None:
         self.service = service
-        self.max_body_size = max_body_size
+        self.limits = limits
+        self.max_body_size = limits.max_body_size
         self.timeout = timeout
+        self.in_flight = InFlight(limits.max_concurrency, limits.max_inflight_bytes, record_path)
+        self.body_reader = BodyReader(limits, self.in_flight, self.run_sync)
+        self.form_limits = limits.form
         self.threads = threads
         self.metrics = Metrics(service.name, service.version)
         self.status = "ok" if not service.artifacts.missing() else "loading"
