@@ -63,6 +63,13 @@ class Server:
         )
         return float(match.group(1)) if match else 0.0
 
+    def wait_in_flight(self, api: str, count: int, timeout: float = 10) -> None:
+        """Wait until ``count`` requests to ``api`` are in flight."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight(api) < count:
+            assert time.monotonic() < deadline, f"{count} request(s) to {api} never arrived"
+            time.sleep(0.02)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

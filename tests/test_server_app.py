@@ -225,10 +225,12 @@ def test_ready_only_after_artifacts_are_loaded(tmp_path, monkeypatch):
     state = app.state.bentolite
     assert state.status == "loading"
     monkeypatch.setattr(state, "start_loading", lambda: None)  # hold loading back, look meanwhile
-    assert call(app, "GET", "/readyz").status_code == 503
+    readyz = call(app, "GET", "/readyz")
+    assert readyz.status_code == 503 and readyz.headers["Retry-After"] == "1"
     assert call(app, "GET", "/healthz").json() == {"status": "loading", "detail": None}
     assert call(app, "GET", "/livez").status_code == 200
-    assert call(app, "POST", "/greet", content="A", headers={"content-type": "text/plain"}).status_code == 503
+    api = call(app, "POST", "/greet", content="A", headers={"content-type": "text/plain"})
+    assert api.status_code == 503 and api.headers["Retry-After"] == "1"
     monkeypatch.undo()
     assert _wait_ready(app).status_code == 200
     assert call(app, "GET", "/livez").status_code == 200
@@ -259,11 +261,13 @@ def test_artifacts_that_fail_to_load_keep_the_server_unready(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="bentolite.server"):
         response = _wait_ready(app)
     assert response.status_code == 503 and response.json()["status"] == "failed"
+    assert response.headers["Retry-After"] == "30"  # only a restart helps
     assert "greeting" in response.json()["detail"]
     assert call(app, "GET", "/livez").status_code == 503
     assert call(app, "GET", "/healthz").status_code == 503
     api = call(app, "POST", "/greet", content="x", headers={"content-type": "text/plain"})
     assert api.status_code == 503 and "failed to load" in api.json()["error"]
+    assert api.headers["Retry-After"] == "30"
 
 
 def test_a_packed_service_is_ready_at_once():

@@ -271,6 +271,7 @@ def test_app_answers_503_when_the_budget_cannot_be_met_and_reports_batches():
     answers = run(_post_all(app, [("/tight", {"json": i}) for i in range(16)]))
     statuses = [a.status_code for a in answers]
     assert 200 in statuses and 503 in statuses and set(statuses) == {200, 503}
+    assert all(a.headers["Retry-After"] == "1" for a in answers if a.status_code == 503)
     assert max(service.calls) <= 4
 
     async def metrics():
