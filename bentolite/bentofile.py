@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Union
 
 import attrs
+import pathspec
 import yaml
 
 from bentolite import store, yaml_reading
@@ -118,9 +119,14 @@ def _check_labels(instance: Any, attribute: attrs.Attribute, value: Mapping[str,
 def _check_patterns(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     for i, pattern in enumerate(value):
         key = f"{attribute.name}[{i}]"
-        if not pattern.strip():
+        body = pattern.strip()[1:] if pattern.strip().startswith("!") else pattern
+        if not body.strip():
             raise _FieldError(key, "a pattern cannot be empty")
-        _relative_path(key, pattern, "pattern")
+        _relative_path(key, body, "pattern")
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except (ValueError, re.error) as exc:
+            raise _FieldError(key, f"{pattern!r} is not a valid pattern ({exc})") from None
 
 
 def _check_artifacts(instance: Any, attribute: attrs.Attribute, value: Mapping[str, str]) -> None:
@@ -235,6 +241,7 @@ class BuildConfig:
         default=DEFAULT_INCLUDE, converter=_strings, validator=_check_patterns
     )
     exclude: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_patterns)
+    allow_external_symlinks: bool = False
     python: PythonOptions = attrs.field(factory=PythonOptions)
     docker: DockerOptions = attrs.field(factory=DockerOptions)
     artifacts: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_artifacts)
@@ -368,6 +375,7 @@ _SCHEMA: dict[str, _Kind] = {
     "description": "text",
     "include": "text_list",
     "exclude": "text_list",
+    "allow_external_symlinks": "bool",
     "python": _PYTHON_SCHEMA,
     "docker": _DOCKER_SCHEMA,
     "artifacts": "text_map",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import pkgutil
 import re
@@ -18,10 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+import pathspec
+
 from bentolite import requirements, store
 from bentolite.bentofile import BENTOFILE, BuildConfig, did_you_mean
 from bentolite.bundle import save_bundle
-from bentolite.exceptions import ArtifactError, BentoliteError, BuildError
+from bentolite.exceptions import ArtifactError, BentoliteError, BuildError, ConfigError
 from bentolite.service import EnvSpec, Service
 
 #: folders never collected, whatever the patterns say (version control, caches, virtualenvs)
@@ -62,6 +65,7 @@ def _stdlib_module_names() -> frozenset[str]:
 
 
 _STDLIB = _stdlib_module_names()
+logger = logging.getLogger(__name__)
 
 
 def build(
@@ -89,6 +93,7 @@ def build(
             config.include,
             config.exclude,
             skip=[build_dir / p for p in config.artifacts.values()],
+            allow_external_symlinks=config.allow_external_symlinks,
         )
 
         report(STEPS[1])
@@ -323,74 +328,104 @@ def collect_files(
     include: Iterable[str],
     exclude: Iterable[str] = (),
     skip: Iterable[Path] = (),
+    allow_external_symlinks: bool = False,
 ) -> list[tuple[str, Path]]:
-    """Files under ``build_dir`` matching an ``include`` pattern and no ``exclude`` pattern, as
-    (relative POSIX path, file) pairs in sorted order.
+    """Files under ``build_dir`` matching ``include`` and not ``exclude``, as (relative POSIX
+    path, file) pairs in sorted order.
 
-    Patterns follow .gitignore: one without a ``/`` matches a name at any depth (``*.py``), one
-    with a ``/`` matches from the build directory (``data/*.csv``); ``**`` spans folders; a match
-    on a folder covers everything in it. Version control folders, caches, virtualenvs (any folder
-    holding ``pyvenv.cfg``), ``skip`` and the store itself are always left out.
+    Both pattern lists follow .gitignore (see :func:`path_spec`); the lines of a
+    ``.bentoignore`` file in ``build_dir`` come before ``exclude``. A folder that ``exclude``
+    matches is not entered, as git does. Version control folders, caches, virtualenvs (any
+    folder holding ``pyvenv.cfg``), ``skip`` and the store itself are always left out.
+
+    A symbolic link is followed when it resolves inside ``build_dir`` (the bundle gets the
+    content); one resolving outside is a :class:`ConfigError` naming it, unless
+    ``allow_external_symlinks``. Dangling links, and links back to a folder being walked, are
+    skipped.
     """
     build_dir = build_dir.resolve()
-    includes = [pattern_regex(p) for p in include]
-    excludes = [pattern_regex(p) for p in (*exclude, *ALWAYS_EXCLUDED_FILES)]
+    includes = path_spec(include)
+    excludes = path_spec([*_bentoignore(build_dir), *exclude, *ALWAYS_EXCLUDED_FILES])
     skipped = {Path(p).resolve() for p in skip}
     store_home = store.home().resolve()
-    found = []
-    for dirpath, dirnames, filenames in os.walk(build_dir):
-        here = Path(dirpath)
-        rel_dir = here.relative_to(build_dir).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in ALWAYS_EXCLUDED_DIRS
-            and not (here / d / "pyvenv.cfg").is_file()
-            and (here / d).resolve() != store_home
-            and not any(r.match(f"{rel_dir}{d}/") for r in excludes)
+    found: list[tuple[str, Path]] = []
+
+    def outside(rel: str, target: Path) -> ConfigError:
+        return ConfigError(
+            f"{rel} in {build_dir} is a symbolic link to {target}, outside the build directory; "
+            "remove it, exclude it, or set 'allow_external_symlinks: true' in the bentofile"
         )
-        for filename in sorted(filenames):
-            rel = rel_dir + filename
-            path = here / filename
-            if not path.is_file() or path.resolve() in skipped:
+
+    def walk(here: Path, rel_dir: str, ancestors: frozenset[Path], external: str | None) -> None:
+        for entry in sorted(os.scandir(here), key=lambda e: e.name):
+            rel = rel_dir + entry.name
+            path = Path(entry.path)
+            link_target = Path(os.path.realpath(path)) if entry.is_symlink() else None
+            if link_target is not None and not link_target.exists():
+                logger.warning("%s: skipping a symbolic link to %s, which does not exist", rel, link_target)
                 continue
-            if any(r.match(rel) for r in includes) and not any(r.match(rel) for r in excludes):
-                found.append((rel, path))
+            leaves = external
+            if link_target is not None and not link_target.is_relative_to(build_dir):
+                leaves = leaves or rel
+            if entry.is_dir():
+                real = link_target or path
+                if (
+                    entry.name in ALWAYS_EXCLUDED_DIRS
+                    or (path / "pyvenv.cfg").is_file()
+                    or real.resolve() == store_home
+                    or excludes.match_file(rel + "/")
+                ):
+                    continue
+                if real in ancestors:
+                    logger.warning("%s: skipping a symbolic link to the folder %s, which holds it", rel, real)
+                    continue
+                walk(path, rel + "/", ancestors | {real}, leaves)
+            elif entry.is_file() and path.resolve() not in skipped:
+                if includes.match_file(rel) and not excludes.match_file(rel):
+                    if leaves is not None and not allow_external_symlinks:
+                        raise outside(leaves, Path(os.path.realpath(build_dir / leaves)))
+                    found.append((rel, path))
+
+    walk(build_dir, "", frozenset({build_dir}), None)
     return sorted(found)
 
 
-def pattern_regex(pattern: str) -> re.Pattern[str]:
-    """The regex matching the relative paths a .gitignore-style ``pattern`` selects."""
-    text = pattern.strip()
-    anchored = text.startswith("./")
-    while text.startswith("./"):
-        text = text[2:]
-    anchored = anchored or "/" in text.rstrip("/")
-    folder_only = text.endswith("/")
-    text = text.strip("/")
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif text.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif text[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif text[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif text[i] == "[" and "]" in text[i + 2 :]:
-            end = text.index("]", i + 2)
-            body = text[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(text[i]))
-            i += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    suffix = "/.*" if folder_only else "(?:/.*)?"
-    return re.compile(f"^{prefix}{''.join(out)}{suffix}$")
+IGNORE_FILE = ".bentoignore"
+
+
+def _bentoignore(build_dir: Path) -> list[str]:
+    file = build_dir / IGNORE_FILE
+    if not file.is_file():
+        return []
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from None
+    patterns = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    for number, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                path_spec([line])
+            except (ValueError, re.error) as exc:
+                message = f"{line.strip()!r} is not a valid pattern ({exc})"
+                raise ConfigError(f"{file}:{number}: {message}") from None
+    return patterns
+
+
+def path_spec(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    """The matcher of .gitignore-style ``patterns``: one without a ``/`` matches a name at any
+    depth (``*.py``), one with a ``/`` matches from the build directory (``data/*.csv``, and
+    ``./train.py`` only at the top); ``**`` spans folders; a trailing ``/`` matches folders
+    only, and a folder's match covers everything in it; ``!pattern`` takes back what an earlier
+    pattern matched, and the last matching pattern wins."""
+    lines = []
+    for pattern in patterns:
+        text = pattern.strip()
+        negated = text.startswith("!")
+        body = text[1:] if negated else text
+        if body.startswith("./"):
+            while body.startswith("./"):
+                body = body[2:]
+            body = "/" + body
+        lines.append(("!" if negated else "") + body)
+    return pathspec.GitIgnoreSpec.from_lines(lines)

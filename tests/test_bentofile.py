@@ -42,7 +42,8 @@ def test_every_key_is_read():
     assert config.labels == {"owner": "ml-team", "project": "iris"}
     assert config.description.startswith("Predicts the iris species")
     assert config.include == ("*.py", "data/labels.json")
-    assert config.exclude == ("train.py", "tests/")
+    assert config.exclude == ("train.py", "tests/", "scratch_*.py", "!scratch_keep.py")
+    assert config.allow_external_symlinks is False
     assert config.python == PythonOptions(
         packages=("scikit-learn", "pandas>=1.3"),
         requirements_txt="requirements.txt",
@@ -185,6 +186,8 @@ INVALID = {
         3,
         "exclude[0]: pattern '/etc' must be relative",
     ),
+    "bad pattern": ("service: a.py:B\nexclude:\n  - '!'\n", 3, "exclude[0]: a pattern cannot be"),
+    "bad range": ("service: a.py:B\nexclude:\n  - '[z-a].py'\n", 3, "'[z-a].py' is not a valid pattern"),
     "bad artifact name": ("service: a.py:B\nartifacts:\n  my-model: m.pkl\n", 3, "artifacts.my-model"),
     "duplicate key": ("service: a.py:B\nname: x\nname: y\n", 3, "name: appears twice (first on line 2)"),
     "not yaml": ("service: a.py:B\nname: [x\n", "3:1", "not valid YAML"),
