@@ -364,7 +364,7 @@ _DOCKER_SCHEMA: dict[str, _Kind] = {
     "base_image": "text",
     "python_version": "text",
     "system_packages": "text_list",
-    "env": "text_map",
+    "env": "env_map",
     "setup_script": "text",
 }
 _SCHEMA: dict[str, _Kind] = {
@@ -385,7 +385,34 @@ _KIND_NAMES = {
     "bool": "true or false",
     "text_list": "a list of strings",
     "text_map": "a mapping of names to strings",
+    "env_map": "a mapping of names to strings, or a list of NAME=value strings or name/value mappings",
 }
+
+
+#: keys of BentoML's bentofile that bentolite does not read, with what to write instead
+BENTOML_KEYS: dict[str, str] = {
+    "envs": "set the image's environment variables under docker.env (NAME: value)",
+    "conda": "bentolite installs with pip: list the packages under python.packages, or install "
+    "conda yourself in docker.setup_script",
+    "models": "bentolite has no model store: name each artifact's file under artifacts: "
+    "(model: path/to/model.pkl)",
+    "python.pip_args": "give indexes with python.index_url and python.extra_index_url; other pip "
+    "options are not supported",
+    "docker.distro": "images are built FROM python:<python_version>-slim (Debian); choose another "
+    "with docker.base_image",
+    "docker.cuda_version": "bentolite installs no CUDA: set docker.base_image to an image that has "
+    "CUDA and Python",
+    "docker.dockerfile_template": "bentolite writes its own Dockerfile: add build steps with "
+    "docker.setup_script, or run `bentolite containerize --output-context DIR` and edit the "
+    "Dockerfile there",
+}
+
+
+def _unknown_key(full: str, key: str, schema: Mapping[str, Any], prefix: str) -> str:
+    hint = BENTOML_KEYS.get(full)
+    if hint is not None:
+        return f"{full!r} is a BentoML key that bentolite does not support; {hint}"
+    return f"unknown key {full!r}{did_you_mean(key, schema, prefix)}"
 
 
 def _describe(node: yaml.Node) -> str:
@@ -454,7 +481,7 @@ class _Reader:
             key = key_node.value
             full = prefix + key
             if key not in schema:
-                raise self.fail(line, "", f"unknown key {full!r}{did_you_mean(key, schema, prefix)}")
+                raise self.fail(line, "", _unknown_key(full, key, schema, prefix))
             if full in self.lines:
                 raise self.fail(line, full, f"appears twice (first on line {self.lines[full]})")
             self.lines[full] = line
@@ -482,6 +509,8 @@ class _Reader:
                 self.lines[f"{key}[{i}]"] = item.start_mark.line + 1
                 items.append(self.text(item, f"{key}[{i}]", "a string"))
             return tuple(items)
+        if kind == "env_map" and isinstance(node, yaml.SequenceNode):
+            return self.env_list(node, key)
         # text_map
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(line, key, f"expected {expected}, got {_describe(node)}")
@@ -496,6 +525,28 @@ class _Reader:
                 )
             self.lines[item_key] = key_node.start_mark.line + 1
             out[key_node.value] = self.text(value_node, item_key, "a string")
+        return out
+
+    def env_list(self, node: yaml.SequenceNode, key: str) -> dict[str, str]:
+        """BentoML's list form of environment variables: ``- NAME=value`` strings, or
+        ``- name: NAME`` / ``value: value`` mappings."""
+        out: dict[str, str] = {}
+        for i, item in enumerate(node.value):
+            line = item.start_mark.line + 1
+            if isinstance(item, yaml.MappingNode):
+                fields = self.mapping(item, f"{key}[{i}].", {"name": "text", "value": "text"})
+                if fields.get("name") is None:
+                    raise self.fail(line, f"{key}[{i}]", "give the variable's name (name: NAME)")
+                name, value = fields["name"], fields.get("value") or ""
+            else:
+                name, sep, value = self.text(item, f"{key}[{i}]", "NAME=value").partition("=")
+                if not sep:
+                    raise self.fail(line, f"{key}[{i}]", f"expected NAME=value, got {item.value!r}")
+            item_key = f"{key}.{name}"
+            if item_key in self.lines:
+                raise self.fail(line, item_key, f"appears twice (first on line {self.lines[item_key]})")
+            self.lines[item_key] = line
+            out[name] = value
         return out
 
     def text(self, node: yaml.Node, key: str, expected: str) -> str:

@@ -228,3 +228,56 @@ def test_missing_files_are_reported_with_their_key(tmp_path):
         BuildConfig.from_file(file)
     with pytest.raises(ConfigError, match="no such file"):
         BuildConfig.from_file(tmp_path / "other.yaml")
+
+
+BENTOML_ONLY = {
+    "envs": ("envs:\n  - name: A\n    value: b\n", 2, "docker.env (NAME: value)"),
+    "conda": ("conda:\n  channels: [conda-forge]\n", 2, "python.packages"),
+    "models": ("models:\n  - iris_clf:latest\n", 2, "under artifacts:"),
+    "python.pip_args": ("python:\n  pip_args: --pre\n", 3, "python.index_url"),
+    "docker.distro": ("docker:\n  distro: alpine\n", 3, "docker.base_image"),
+    "docker.cuda_version": ("docker:\n  cuda_version: '11.6'\n", 3, "CUDA and Python"),
+    "docker.dockerfile_template": ("docker:\n  dockerfile_template: ./t.j2\n", 3, "--output-context DIR"),
+}
+
+
+@pytest.mark.parametrize("key", list(BENTOML_ONLY))
+def test_bentoml_keys_get_a_migration_hint_not_a_did_you_mean(key):
+    text, line, fragment = BENTOML_ONLY[key]
+    with pytest.raises(ConfigError) as info:
+        BuildConfig.from_yaml("service: a.py:B\n" + text, source="bf.yaml")
+    message = str(info.value)
+    assert message.startswith(f"bf.yaml:{line}: {key!r} is a BentoML key that bentolite does not support; ")
+    assert fragment in message and "did you mean" not in message and "\n" not in message
+
+
+def test_docker_env_accepts_bentomls_list_forms():
+    listed = BuildConfig.from_yaml(
+        "service: a.py:B\ndocker:\n  env:\n    - name: OMP_NUM_THREADS\n      value: '1'\n"
+        "    - MODE=fast=yes\n    - EMPTY=\n    - name: NO_VALUE\n"
+    )
+    mapped = BuildConfig.from_yaml(
+        "service: a.py:B\ndocker:\n  env:\n    OMP_NUM_THREADS: '1'\n    MODE: fast=yes\n"
+        "    EMPTY: ''\n    NO_VALUE: ''\n"
+    )
+    assert listed == mapped
+    assert listed.docker.env == {"OMP_NUM_THREADS": "1", "MODE": "fast=yes", "EMPTY": "", "NO_VALUE": ""}
+    assert BuildConfig.from_yaml(listed.to_yaml()) == listed
+    assert listed.lines["docker.env.MODE"] == 6
+
+
+@pytest.mark.parametrize(
+    ("items", "line", "fragment"),
+    [
+        ("    - JUST_A_NAME\n", 4, "docker.env[0]: expected NAME=value, got 'JUST_A_NAME'"),
+        ("    - value: x\n", 4, "docker.env[0]: give the variable's name"),
+        ("    - 1X=a\n", 4, "docker.env.1X: an environment variable name"),
+        ("    - A=1\n    - name: A\n      value: '2'\n", 5, "docker.env.A: appears twice (first on line 4)"),
+        ("    - name: A\n      vaule: '2'\n", 5, "did you mean 'docker.env[0].value'?"),
+        ("    - [A, b]\n", 4, "docker.env[0]: expected NAME=value, got a list"),
+    ],
+)
+def test_docker_env_list_errors_name_the_item(items, line, fragment):
+    with pytest.raises(ConfigError) as info:
+        BuildConfig.from_yaml("service: a.py:B\ndocker:\n  env:\n" + items, source="bf.yaml")
+    assert str(info.value).startswith(f"bf.yaml:{line}: ") and fragment in str(info.value), str(info.value)
