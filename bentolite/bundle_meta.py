@@ -34,6 +34,8 @@ class ApiRecord:
     name: str
     route: str
     adapter: dict[str, Any]
+    #: the output adapter (absent in bundles saved before outputs were recorded)
+    output: dict[str, Any] | None = None
     batch: bool = False
     max_batch_size: int = 64
     max_latency_ms: float = 100.0

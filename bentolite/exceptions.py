@@ -72,6 +72,12 @@ class UnsupportedMediaType(BadInput):
     http_status = 415
 
 
+class NotAcceptable(BadInput):
+    """A request's ``Accept`` header allows none of the content types the API answers in."""
+
+    http_status = 406
+
+
 class PayloadTooLarge(BadInput):
     """A request body is larger than the server accepts."""
 

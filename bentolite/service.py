@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar
 import attrs
 
 from bentolite.adapters.base import Adapter
+from bentolite.adapters.outputs import DefaultOutput, Output
 from bentolite.artifacts import ARTIFACTS_ATTR, Artifact, ArtifactCollection
 from bentolite.exceptions import ArtifactError, InvalidArgument, NotFound, ServiceError
 from bentolite.requirements import is_requirement
@@ -55,6 +56,10 @@ class ApiSpec:
     name: str
     adapter: Adapter
     func: Callable[..., Any] = attrs.field(eq=False, repr=False)
+    #: renders the function's result; by default the adapter's (JSON, or Clipper's answer)
+    output: Output = attrs.field(
+        default=attrs.Factory(lambda spec: spec.adapter.default_output(), takes_self=True)
+    )
     route: str = ""
     batch: bool = False
     max_batch_size: int = attrs.field(default=DEFAULT_MAX_BATCH_SIZE, validator=_positive)
@@ -75,6 +80,7 @@ class ApiSpec:
             "name": self.name,
             "route": self.route,
             "adapter": self.adapter.to_spec(),
+            "output": self.output.to_spec(),
             "batch": self.batch,
             "max_batch_size": self.max_batch_size,
             "max_latency_ms": self.max_latency_ms,
@@ -87,20 +93,31 @@ class ApiSpec:
 
 def api(
     input: Adapter,  # noqa: A002 - the name users know from BentoML
+    output: Output | None = None,
     name: str | None = None,
     route: str | None = None,
     batch: bool = False,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a method of a :class:`Service` as an API taking ``input``.
+    """Mark a method of a :class:`Service` as an API taking ``input`` and answering with
+    ``output`` (an output adapter such as ``JsonOutput()``; by default the input adapter's
+    :meth:`~bentolite.adapters.Adapter.default_output`).
 
-    Calling the method directly (``svc.predict(df)``) runs it on ``input.from_direct(df)``.
+    Calling the method directly (``svc.predict(df)``) runs it on ``input.from_direct(df)`` and
+    returns what the function returns: outputs apply to HTTP answers only.
     """
     if isinstance(input, type) and issubclass(input, Adapter):
         raise InvalidArgument(f"@api(input={input.__name__}) needs an instance: {input.__name__}()")
     if not isinstance(input, Adapter):
         raise InvalidArgument(f"@api(input=...) takes an adapter such as DataframeInput(), got {input!r}")
+    if isinstance(output, type) and issubclass(output, Output):
+        raise InvalidArgument(f"@api(output={output.__name__}) needs an instance: {output.__name__}()")
+    if output is not None and not isinstance(output, Output):
+        raise InvalidArgument(
+            f"@api(output=...) takes an output adapter such as JsonOutput(), got {output!r}"
+        )
+    answer = (output or DefaultOutput()).for_input(input)
     if batch and not input.batchable:
         raise InvalidArgument(f"@api(batch=True): {input.name} cannot merge requests into batches")
     if name is not None and not _API_NAME_RE.match(name):
@@ -135,6 +152,7 @@ def api(
                 name=api_name,
                 adapter=input,
                 func=func,
+                output=answer,
                 route=api_route,
                 batch=batch,
                 max_batch_size=max_batch_size,

@@ -79,7 +79,7 @@ def test_dataframe_merge_and_split():
 
 
 def test_dataframe_response_is_json_list():
-    resp = DataframeInput().to_http(np.array([0, 2]), None)
+    resp = DataframeInput().default_output().to_http(np.array([0, 2]), req(b""))
     assert json.loads(resp.body) == [0, 2] and resp.media_type == "application/json"
 
 
@@ -217,5 +217,5 @@ def test_every_adapter_has_openapi_and_spec():
     for name, cls in ADAPTERS.items():
         adapter = cls()
         assert adapter.to_spec()["type"] == name
-        assert adapter.openapi_request() and adapter.openapi_response()
+        assert adapter.openapi_request() and adapter.default_output().openapi_response()
         assert (adapter.clipper_input_type is not None) == name.startswith("Clipper")

@@ -4,26 +4,33 @@ An adapter (an API's input type) owns four conversions, so that a prediction beh
 whether it arrives as a direct Python call, an HTTP request or a Clipper batch:
 
 * ``from_direct(value)``: the argument of ``svc.predict(value)`` -> what the user function gets;
-* ``from_http(request)`` / ``to_http(result, payload)``: one HTTP request and its response;
+* ``from_http(request)``: one HTTP request (its answer is rendered by the API's output adapter,
+  :mod:`bentolite.adapters.outputs`; ``default_output()`` is the one used when none is named);
 * ``merge(payloads)`` / ``split(result, sizes)``: how concurrent requests form one batch
   (``batch_size(payload)``: how many items of a batch one request holds);
 * ``from_clipper(frames)`` / ``to_clipper(result, n)``: a Clipper RPC batch (Clipper adapters);
 
-plus its OpenAPI schema (``openapi_request``/``openapi_response``) and its record in
+plus its OpenAPI request schema (``openapi_request``) and its record in
 bentolite.yaml (``to_spec``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from bentolite.adapters import strict_json
+
+# re-exported: results are encoded by json_encoding, which adapters and tests import from here too
+from bentolite.adapters.json_encoding import json_dumps as json_dumps
+from bentolite.adapters.json_encoding import jsonable as jsonable
 from bentolite.adapters.multipart import FormLimits
 from bentolite.exceptions import BadInput, InferenceError, InvalidArgument, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from bentolite.adapters.outputs import Output
 
 
 @attrs.frozen
@@ -66,40 +73,6 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
         if sep:
             params[key.strip().lower()] = val.strip().strip('"')
     return media_type.strip().lower(), params
-
-
-def jsonable(obj: Any) -> Any:
-    """Turn numpy/pandas values into plain JSON-compatible Python values."""
-    if obj is None or isinstance(obj, (str, bool, int, float)):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", errors="replace")
-    module = type(obj).__module__
-    if module.startswith("numpy"):
-        return jsonable(obj.tolist()) if hasattr(obj, "tolist") else obj.item()
-    if module.startswith("pandas"):
-        import pandas as pd
-
-        if isinstance(obj, pd.DataFrame):
-            return jsonable(obj.to_dict(orient="records"))
-        if isinstance(obj, (pd.Series, pd.Index)):
-            return jsonable(obj.tolist())
-        if obj is pd.NA or obj is pd.NaT:
-            return None
-    if hasattr(obj, "tolist"):
-        return jsonable(obj.tolist())
-    if hasattr(obj, "__iter__"):
-        return [jsonable(v) for v in obj]
-    raise InferenceError(f"result of type {type(obj).__name__} cannot be rendered as JSON")
-
-
-def json_dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON of ``jsonable(obj)``."""
-    return json.dumps(jsonable(obj), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def load_json_body(request: HttpRequest, *, allow_nan: bool = False) -> Any:
@@ -212,9 +185,12 @@ class Adapter:
         self.check_media_type(request)
         return load_json_body(request)
 
-    def to_http(self, result: Any, payload: Any) -> HttpResponse:
-        """Render the user function's result for the request whose payload was ``payload``."""
-        return HttpResponse(json_dumps(result))
+    def default_output(self) -> Output:
+        """The output of an API that names none (``@api(input=...)`` alone): strict JSON, or for
+        a Clipper input type the answer of Clipper's query frontend."""
+        from bentolite.adapters.outputs import ClipperOutput, JsonOutput
+
+        return ClipperOutput(self) if self.clipper_input_type else JsonOutput()
 
     # --- batching ----------------------------------------------------------------------------
     def merge(self, payloads: list[Any]) -> tuple[Any, list[int]]:
@@ -253,10 +229,6 @@ class Adapter:
     def derived_examples(self) -> dict[str, Any]:
         """Example request bodies derived from the adapter's options (none by default)."""
         return {}
-
-    def openapi_response(self) -> dict[str, Any]:
-        """OpenAPI ``responses['200'].content`` mapping."""
-        return {"application/json": {"schema": {}}}
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())

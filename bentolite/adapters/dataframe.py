@@ -178,6 +178,3 @@ class DataframeInput(Adapter):
         from bentolite.adapters.dataframe_schema import examples
 
         return examples(self)
-
-    def openapi_response(self) -> dict[str, Any]:
-        return {"application/json": {"schema": {"type": "array", "items": {}}}}

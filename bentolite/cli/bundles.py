@@ -141,13 +141,14 @@ def predict(service: Any, api_name: str, body: bytes, content_type: str) -> Any:
 
     spec = service.get_api(api_name)
     adapter = spec.adapter
-    payload = adapter.from_http(HttpRequest.from_content_type(body, content_type))
+    request = HttpRequest.from_content_type(body, content_type)
+    payload = adapter.from_http(request)
     if spec.batch:
         batch, sizes = adapter.merge([payload])
         result = adapter.split(_call(service, api_name, batch), sizes)[0]
     else:
         result = _call(service, api_name, payload)
-    return adapter.to_http(result, payload)
+    return spec.output.to_http(result, request, payload)
 
 
 def _call(service: Any, api_name: str, payload: Any) -> Any:

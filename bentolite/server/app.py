@@ -15,11 +15,12 @@ Routes, built from a list of ``Route`` objects:
 ``/docs``             GET    Swagger UI (``docs.py``)
 ====================  =====  ===========================================================
 
-An API request is read (up to ``max_body_size`` bytes), parsed by the API's adapter, passed to
-the function and rendered by the adapter. Sync functions run in a thread pool so the event loop
-never blocks: parsing, the call and rendering take one thread hop per request, or per batch for
-batched APIs (their requests are parsed on the event loop, in the pool above 64 KiB, and meet in
-their :class:`~bentolite.server.batching.Batcher`). ``async def`` functions are awaited.
+An API request is read (up to ``max_body_size`` bytes), parsed by the API's input adapter, passed
+to the function, and the result rendered by its output adapter. Sync functions run in a thread
+pool so the event loop never blocks: parsing, the call and rendering take one thread hop per
+request, or per batch for batched APIs (their requests are parsed on the event loop, in the pool
+above 64 KiB, and meet in their :class:`~bentolite.server.batching.Batcher`). ``async def``
+functions are awaited.
 
 The pieces: ``limits.py`` (the bounds, reading a body), ``encoding.py`` (Content-Encoding),
 ``inflight.py`` (admission, and what is in flight), ``protocol.py`` (header bounds),

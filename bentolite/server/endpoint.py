@@ -1,5 +1,5 @@
-"""``ApiEndpoint``: the ASGI app behind ``POST /<route>`` of one API: read, parse, call (alone or
-in a batch), render."""
+"""``ApiEndpoint``: the ASGI app behind ``POST /<route>`` of one API: read, parse (the input
+adapter), call (alone or in a batch), render (the output adapter)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def _cancelled(exc: BaseException) -> bool:
     return cancelling is None or cancelling() > 0
 
 
+class _Job:
+    """One request of a batch: its parsed payload, and the request its answer is rendered for."""
+
+    __slots__ = ("payload", "request")
+
+    def __init__(self, payload: Any, request: HttpRequest) -> None:
+        self.payload = payload
+        self.request = request
+
+
 class ApiEndpoint:
     """The ASGI app behind ``POST /<route>`` of one API."""
 
@@ -56,6 +66,7 @@ class ApiEndpoint:
         self.state = state
         self.spec = spec
         self.adapter = spec.adapter
+        self.output = spec.output
         self.is_async = spec.is_async
         self.metrics: ApiMetrics = state.metrics.for_api(spec.name)
         #: the API as the crash record names it (inflight.py)
@@ -127,8 +138,8 @@ class ApiEndpoint:
         else:
             payload = self._parse(request)
         if self.batcher is None:
-            return self._render(await self._call_async(payload), payload)
-        outcome = await self.batcher.submit(payload, self.adapter.batch_size(payload))
+            return self._render(await self._call_async(payload), request, payload)
+        outcome = await self.batcher.submit(_Job(payload, request), self.adapter.batch_size(payload))
         if isinstance(outcome, BentoliteError):
             raise outcome
         return outcome
@@ -166,27 +177,27 @@ class ApiEndpoint:
             f"API {self.spec.name!r} failed", detail=f"{type(exc).__name__}; see the server log"
         )
 
-    def _render(self, result: Any, payload: Any) -> HttpResponse:
+    def _render(self, result: Any, request: HttpRequest, payload: Any) -> HttpResponse:
         try:
-            return self.adapter.to_http(result, payload)
+            return self.output.to_http(result, request, payload)
         except BentoliteError:
             raise
-        except Exception as exc:  # a result the adapter cannot render is the API's failure
+        except Exception as exc:  # a result the output cannot render is the API's failure
             raise InferenceError(
-                f"the result of API {self.spec.name!r} cannot be rendered by {self.adapter.name}",
+                f"the result of API {self.spec.name!r} cannot be rendered by {self.output.name}",
                 detail=f"{type(exc).__name__}: {exc}",
             ) from exc
 
     def _serve_one(self, request: HttpRequest) -> HttpResponse:
         """An unbatched request to a sync function, in one thread-pool hop."""
         payload = self._parse(request)
-        return self._render(self._call(payload), payload)
+        return self._render(self._call(payload), request, payload)
 
-    # --- batches: each returns one outcome per payload, an HttpResponse or a BentoliteError ---
-    async def _execute_batch(self, payloads: list[Any]) -> list[Any]:
+    # --- batches: each returns one outcome per job, an HttpResponse or a BentoliteError ---
+    async def _execute_batch(self, jobs: list[_Job]) -> list[Any]:
         if not self.is_async:
-            return await self.state.run_sync(self._run_batch, payloads)
-        groups = self._groups(payloads)
+            return await self.state.run_sync(self._run_batch, jobs)
+        groups = self._groups(jobs)
         outcomes: list[Any] = []
         for batch, sizes, members in groups:
             try:
@@ -197,9 +208,9 @@ class ApiEndpoint:
                 outcomes.append(exc)  # a group of one payload: only that caller fails
         return outcomes
 
-    def _run_batch(self, payloads: list[Any]) -> list[Any]:
+    def _run_batch(self, jobs: list[_Job]) -> list[Any]:
         """A batch for a sync function, in one thread-pool hop: merge, call, split, render."""
-        groups = self._groups(payloads)
+        groups = self._groups(jobs)
         outcomes: list[Any] = []
         for batch, sizes, members in groups:
             try:
@@ -210,13 +221,13 @@ class ApiEndpoint:
                 outcomes.append(exc)  # a group of one payload: only that caller fails
         return outcomes
 
-    def _groups(self, payloads: list[Any]) -> list[tuple[Any, list[int], list[Any]]]:
-        """What to call, as (batch, sizes, payloads): one merged group, or one group per payload
-        when they do not merge."""
-        merged = self._merge(payloads)
+    def _groups(self, jobs: list[_Job]) -> list[tuple[Any, list[int], list[_Job]]]:
+        """What to call, as (batch, sizes, jobs): one merged group, or one group per job when
+        their payloads do not merge."""
+        merged = self._merge([job.payload for job in jobs])
         if merged is not None:
-            return [(merged[0], merged[1], payloads)]
-        return [(*self.adapter.merge([payload]), [payload]) for payload in payloads]
+            return [(merged[0], merged[1], jobs)]
+        return [(*self.adapter.merge([job.payload]), [job]) for job in jobs]
 
     def _merge(self, payloads: list[Any]) -> tuple[Any, list[int]] | None:
         """The merged batch and sizes, or None when the payloads do not merge (say, arrays of
@@ -229,7 +240,7 @@ class ApiEndpoint:
             logger.debug("API %s: a batch of %d did not merge", self.spec.name, len(payloads), exc_info=True)
             return None
 
-    def _split_and_render(self, result: Any, sizes: list[int], payloads: list[Any]) -> list[Any]:
+    def _split_and_render(self, result: Any, sizes: list[int], jobs: list[_Job]) -> list[Any]:
         try:
             parts = self.adapter.split(result, sizes)
         except BentoliteError:
@@ -240,9 +251,9 @@ class ApiEndpoint:
                 detail=f"{type(exc).__name__}: {exc}",
             ) from exc
         outcomes: list[Any] = []
-        for part, payload in zip(parts, payloads):
+        for part, job in zip(parts, jobs):
             try:
-                outcomes.append(self._render(part, payload))
+                outcomes.append(self._render(part, job.request, job.payload))
             except BentoliteError as exc:  # only this caller's answer failed
                 outcomes.append(exc)
         return outcomes

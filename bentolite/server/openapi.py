@@ -1,8 +1,9 @@
 """``openapi_spec(service)``: the OpenAPI 3 document of a service's HTTP server.
 
-Derived from the code, never written by hand: one ``POST`` operation per API whose request and
-response bodies come from the API's adapter (``openapi_request``/``openapi_response``), plus the
-server's own routes. ``GET /docs.json`` serves it and ``/docs`` renders it.
+Derived from the code, never written by hand: one ``POST`` operation per API whose request body
+comes from the API's input adapter (``openapi_request``) and whose answer from its output adapter
+(``openapi_response``; every error answer is the one shared ``Error`` schema), plus the server's
+own routes. ``GET /docs.json`` serves it and ``/docs`` renders it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ API_ERRORS = {
     "503": "Not ready yet, over the latency budget, or past the server's timeout",
 }
 
+#: status -> description of the error responses some outputs add (``Output.error_statuses``)
+OUTPUT_ERRORS = {
+    "406": "The request's Accept header allows none of the types the API answers in",
+}
+
 
 def clipper_alias(spec: ApiSpec) -> str | None:
     """Route at which Clipper clients find a Clipper-adapter API (``/<route>/predict``)."""
@@ -49,11 +55,9 @@ def api_operation(spec: ApiSpec, operation_id: str) -> dict[str, Any]:
         "description": _describe(spec),
         "tags": ["APIs"],
         "requestBody": request_body(spec),
-        "responses": {
-            "200": {"description": "The prediction", "content": spec.adapter.openapi_response()},
-            **{status: {"$ref": f"#/components/responses/E{status}"} for status in API_ERRORS},
-        },
+        "responses": api_responses(spec),
         "x-bentolite-adapter": spec.adapter.to_spec(),
+        "x-bentolite-output": spec.output.to_spec(),
     }
     if spec.batch:
         operation["x-bentolite-batch"] = {
@@ -73,9 +77,19 @@ def request_body(spec: ApiSpec) -> dict[str, Any]:
     return {"required": True, "content": content}
 
 
+def api_responses(spec: ApiSpec) -> dict[str, Any]:
+    """The ``responses`` of an API's operation: its output adapter's answer, then the errors every
+    API can give and those its output adds (406 for an output that honours ``Accept``)."""
+    statuses = sorted({*API_ERRORS, *spec.output.error_statuses})
+    return {
+        "200": {"description": "The prediction", "content": spec.output.openapi_response()},
+        **{status: {"$ref": f"#/components/responses/E{status}"} for status in statuses},
+    }
+
+
 def _describe(spec: ApiSpec) -> str:
     parts = [spec.doc.strip()] if spec.doc.strip() else []
-    parts.append(f"Input: `{spec.adapter!r}`.")
+    parts.append(f"Input: `{spec.adapter!r}`. Output: `{spec.output!r}`.")
     if spec.batch:
         parts.append(
             f"Concurrent requests are merged into calls of at most {spec.max_batch_size} items; "
@@ -144,7 +158,7 @@ def openapi_spec(service: Service) -> dict[str, Any]:
             },
             "responses": {
                 f"E{status}": {"description": description, "content": error_content}
-                for status, description in API_ERRORS.items()
+                for status, description in sorted({**API_ERRORS, **OUTPUT_ERRORS}.items())
             },
         },
     }
