@@ -285,7 +285,7 @@ def test_text_answers_and_a_result_the_output_cannot_render(server):
 
 
 def test_a_table_answers_json_or_csv_as_the_client_accepts(server):
-    rows = [{"a": 1, "b": 0.5}, {"a": 2, "b": None}]
+    rows = [{"a": 1, "b": 0.5}, {"a": 2, "b": -1}]
     as_json = server.post("/double", json=rows)
     assert as_json.headers["content-type"] == "application/json"
     assert strict_loads(as_json.content) == [{"a": 2, "b": 1.0}, {"a": 4, "b": None}]

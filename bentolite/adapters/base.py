@@ -16,6 +16,7 @@ bentolite.yaml (``to_spec``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
