@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bentolite import image_names
 from bentolite.build_progress import default_progress
-from bentolite.bundle_meta import BundleMeta
+from bentolite.bundle_meta import ApiRecord, BundleMeta
 from bentolite.clipper.protocol import InputType
 from bentolite.dockerfile import clipper_api
 from bentolite.exceptions import DeployError, InvalidArgument, ModelVersionExists, NotFound
@@ -84,31 +86,12 @@ def deploy_to_clipper(
         raise InvalidArgument(
             f"num_replicas must be >= 1 and batch_size > 0 or -1 (got {num_replicas}, {batch_size})"
         )
-    path = bundle_path(bundle)
-    meta = BundleMeta.read(path)
-    try:
-        api = clipper_api(meta, api_name)
-    except NotFound as exc:  # a wrong API name is the caller's mistake, like any bad name
-        raise InvalidArgument(exc.message) from None
-    input_type = str(api.clipper_input_type)
-    name = image_names.to_clipper_name(model_name or f"{meta.name}-{api.name}", "model name")
-    version = image_names.to_clipper_name(model_version or meta.version, "model version")
+    plan = plan_deploy(bundle, api_name, model_name, model_version, app_name, registry)
+    path, api, name, version, image = plan.path, plan.api, plan.model_name, plan.version, plan.image
+    input_type = plan.input_type
     for given, converted, what in ((model_name, name, "model name"), (model_version, version, "version")):
         if given is not None and str(given) != converted:
             logger.warning("Clipper %s %r is used as %r", what, given, converted)
-    if app_name is not None and not image_names.is_clipper_name(app_name):
-        raise InvalidArgument(
-            f"app_name {app_name!r} is not usable as a Clipper application (it becomes the route "
-            f"/<app>/predict): use lowercase letters, digits and '-', e.g. "
-            f"{image_names.to_clipper_name(app_name, 'app_name')!r}"
-        )
-    if registry is not None and not registry.strip("/"):
-        raise InvalidArgument(f"registry {registry!r} is empty; give host[:port][/path]")
-    image = image_names.with_registry(image_name(meta, "clipper", api.name), registry)
-    try:
-        image_names.check_image_name(image)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"registry {registry!r} gives an image name Docker refuses: {exc}") from None
     _check_model_version(clipper_conn, name, version)
     app_exists = app_name is not None and _check_app(clipper_conn, app_name, name, input_type)
 
@@ -145,6 +128,58 @@ def deploy_to_clipper(
                 clipper_conn, app_name, app_exists, name, input_type, default_output, slo_micros, report
             )
     return name, version
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What a deploy will build and register, worked out from the bundle alone."""
+
+    path: Path
+    meta: BundleMeta
+    api: ApiRecord
+    model_name: str
+    version: str
+    #: the image Clipper will run, ``[registry/]clipper-<name>-<api>:<bundle version>``
+    image: str
+
+    @property
+    def input_type(self) -> str:
+        return str(self.api.clipper_input_type)
+
+
+def plan_deploy(
+    bundle: BundleRef,
+    api_name: str,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    app_name: str | None = None,
+    registry: str | None = None,
+) -> DeployPlan:
+    """Check the names of a deploy without a cluster or an engine: the API must exist and have a
+    Clipper adapter, the app name must be usable as a route, the image name one Docker accepts.
+    Raises :class:`~bentolite.exceptions.InvalidArgument` naming what is wrong."""
+    path = bundle_path(bundle)
+    meta = BundleMeta.read(path)
+    try:
+        api = clipper_api(meta, api_name)
+    except NotFound as exc:  # a wrong API name is the caller's mistake, like any bad name
+        raise InvalidArgument(exc.message) from None
+    name = image_names.to_clipper_name(model_name or f"{meta.name}-{api.name}", "model name")
+    version = image_names.to_clipper_name(model_version or meta.version, "model version")
+    if app_name is not None and not image_names.is_clipper_name(app_name):
+        raise InvalidArgument(
+            f"app_name {app_name!r} is not usable as a Clipper application (it becomes the route "
+            f"/<app>/predict): use lowercase letters, digits and '-', e.g. "
+            f"{image_names.to_clipper_name(app_name, 'app_name')!r}"
+        )
+    if registry is not None and not registry.strip("/"):
+        raise InvalidArgument(f"registry {registry!r} is empty; give host[:port][/path]")
+    image = image_names.with_registry(image_name(meta, "clipper", api.name), registry)
+    try:
+        image_names.check_image_name(image)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"registry {registry!r} gives an image name Docker refuses: {exc}") from None
+    return DeployPlan(path, meta, api, name, version, image)
 
 
 def deploy_bentoml(
