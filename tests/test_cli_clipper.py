@@ -40,7 +40,10 @@ def iris_dir(iris_example_bundle) -> str:
     [
         (["predict"], "takes DataframeInput, which Clipper cannot call"),
         (["nope"], "has no API 'nope'; its Clipper APIs: predict_clipper"),
-        (["predict_clipper", "--model-name", "Iris_Model"], "--model-name 'Iris_Model' is not a Clipper name"),
+        (
+            ["predict_clipper", "--model-name", "Iris_Model"],
+            "--model-name 'Iris_Model' is not a Clipper name",
+        ),
         (["predict_clipper", "--version", "1.0"], "e.g. '1-0'"),
         (["predict_clipper", "--app", "Iris App"], "e.g. 'iris-app'"),
         (["predict_clipper", "--label", "a:b"], "--label 'a:b'"),
@@ -60,7 +63,7 @@ def test_bad_names_exit_2_before_anything_is_built(iris_dir: str, args: list[str
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.text(alphabet="abcXYZ019-_.:/ ", min_size=1, max_size=12))
+@given(st.text(alphabet="abcXYZ019-_.:/ é", min_size=1, max_size=12))
 def test_model_names_are_taken_only_when_clipper_takes_them(iris_dir: str, name: str) -> None:
     result = deploy(iris_dir, "predict_clipper", "--model-name", name, "--manager", "nothing")
     # a valid name gets as far as the manager, which is the next thing checked
@@ -103,7 +106,12 @@ def test_deploy_prints_the_model_and_refuses_what_clipper_would(
     meta = BundleMeta.read(iris_example_bundle)
     image = default_image_name(meta.name, meta.version, "clipper", "predict_clipper")
     built_images.append(image)
-    target = ["--manager", "clipper_cluster:LocalContainerManager", "--cluster-name", manager.cluster_identifier]
+    target = [
+        "--manager",
+        "clipper_cluster:LocalContainerManager",
+        "--cluster-name",
+        manager.cluster_identifier,
+    ]
 
     result = deploy(
         iris_dir,

@@ -141,9 +141,15 @@ def _check_names(model_name: str | None, model_version: str | None, labels: tupl
 
     for option, value in (("--model-name", model_name), ("--version", model_version)):
         if value is not None and not image_names.is_clipper_name(value):
+            converted = (
+                image_names.to_clipper_name(value)
+                if any(c.isascii() and c.isalnum() for c in value)
+                else None
+            )
+            example = f", e.g. {converted!r}" if converted else ""
             raise InvalidArgument(
                 f"{option} {value!r} is not a Clipper name: lowercase letters, digits and '-', "
-                f"starting and ending with a letter or digit, e.g. {image_names.to_clipper_name(value)!r}"
+                f"starting and ending with a letter or digit{example}"
             )
     for label in labels:
         if not label or "," in label or ":" in label:
