@@ -1,32 +1,42 @@
-"""How much the Clipper runtime adds to a prediction batch, over real loopback ZeroMQ.
+"""CPU a Clipper model container spends per prediction batch, over real loopback ZeroMQ.
 
-A frontend driver (a ROUTER, in this process) sends prediction batches exactly as Clipper's
-query frontend does, one in flight at a time, to two containers running in their own processes:
+A frontend driver (a ZeroMQ ROUTER in this process) sends prediction batches exactly as Clipper's
+query frontend does, one batch in flight per container, to three container processes:
 
-* baseline: a bare DEALER that answers each request with a prebuilt response of the same frame
-  layout (only the msg_id echoed): the cost of the ZeroMQ traffic alone;
-* runtime: :class:`bentolite.clipper.runtime.ClipperRuntime` with a trivial handler (one
-  constant output per input): parsing, the worker-thread hand-off, building the response.
+* two baselines, the leanest correct Python model containers we could write (:func:`serve_lean`):
+  pyzmq, RPC v3 to the byte (handshake, heartbeats, a new session after silence, every request
+  frame checked), one numpy decode per batch, the response header built with one ``struct.pack``.
+  "lean" receives and sends with ``recv_multipart``/``send_multipart``, as pyzmq's documentation
+  does; "lean, tuned" receives frames without copying and sends them one ``send`` call each;
+* bentolite: ``python -m bentolite.clipper BUNDLE``, the command a bentolite Clipper image runs,
+  serving a saved bundle whose ``ClipperDoublesInput`` API is the same model.
 
-For batch sizes 1, 16 and 256 of inputs of 4 and 1000 doubles it prints a markdown table of
-batches/s, µs per batch, the runtime's overhead per batch (runtime - baseline) and the ratio.
+The model is ``[str(sum(x)) for x in xs]`` on doubles in both. What is measured is the container
+process's CPU time (utime + stime of all its threads, from ``/proc/<pid>/stat``) per batch: the
+whole path from the frames to the user function and back to frames. Round trips are printed too,
+but they include this process's own (Python) frontend work, which dominates at large batches.
 
-    python benchmarks/clipper_bench.py [--seconds 1.0]
+    python benchmarks/clipper_bench.py [--seconds 1.0] [--rounds 5]
 
-Each side of each cell gets ``--seconds`` in total, as alternating rounds after a short warm-up,
-and the fastest round counts; the whole run takes well under a minute.
+Each cell runs ``--rounds`` alternating rounds of ``--seconds`` per container (the order swaps
+every round, so drift in the machine's load hits both alike); the table shows the mean over the
+rounds and the spread (min-max) of the per-round numbers. Every answer of the first batch of each
+cell is compared with the model's expected outputs. Linux only (``/proc``).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import platform
-import signal
+import struct
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -36,65 +46,130 @@ from bentolite.clipper.protocol import (
     HeartbeatType,
     InputType,
     PredictionResponse,
-    build_container_metadata,
-    build_heartbeat,
     build_heartbeat_reply,
     build_prediction_request,
-    build_prediction_response,
     parse_container_message,
 )
 
-BATCH_SIZES = (1, 16, 256)
-VECTOR_LENGTHS = (4, 1000)
-WARMUP_BATCHES = 20
-#: alternating baseline/runtime rounds per cell
-ROUNDS = 5
-#: hard cap on the whole run, in seconds
-TIME_LIMIT = 55.0
+#: (inputs per batch, doubles per input)
+CELLS = ((1, 4), (256, 4), (16, 1000))
+WARMUP_BATCHES = 50
+LEAN, TUNED, BENTOLITE = "lean", "lean-tuned", "bentolite"
 
-_RESPONSE_TYPE = build_prediction_response(0, [])[1]
-_MSG_ID_FRAME = 3  # index of the msg_id frame in a request (after the delimiter)
+_U32 = struct.Struct("<I")
+_RESPONSE_TYPE = _U32.pack(1)
 
 
-# --- the two containers (child processes) -----------------------------------------------------
+def model(xs):
+    """The model both containers serve."""
+    return [str(sum(x)) for x in xs]
 
 
-def serve_baseline(port: int) -> None:
-    """Answer every request with a prebuilt response of the right shape; nothing else."""
+# --- the baseline container -------------------------------------------------------------------
+
+
+def serve_lean(host: str, port: int, name: str, tuned: bool) -> None:
+    """A minimal, correct Clipper RPC v3 doubles container: the baseline to beat.
+
+    ``tuned=False`` is what the pyzmq documentation suggests (``recv_multipart`` and
+    ``send_multipart``); ``tuned=True`` receives frames without copying them and sends them one
+    ``send`` call each, which on pyzmq 27 costs a third of ``send_multipart`` for many frames.
+    """
+    heartbeat = [b"", _U32.pack(2)]
+    metadata = [b"", _U32.pack(0), name.encode(), b"1", b"3", _U32.pack(3)]
+    version, content, predict, doubles = _U32.pack(3), _U32.pack(1), _U32.pack(0), 3
+    more = zmq.SNDMORE
     context = zmq.Context()
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"tcp://127.0.0.1:{port}")
-    sock.send_multipart(build_heartbeat())
-    sock.recv_multipart()  # heartbeat type 1
-    sock.send_multipart(build_container_metadata("baseline", "1", InputType.DOUBLES))
-    responses: dict[int, list[bytes]] = {}
-    while True:
-        frames = sock.recv_multipart()
-        n = len(frames) - 7
-        response = responses.get(n)
-        if response is None:
-            response = responses[n] = build_prediction_response(0, ["1.0"] * n)
-        response[2] = frames[_MSG_ID_FRAME]
-        sock.send_multipart(response)
+    while True:  # one iteration per session: a fresh socket, as Clipper's container does
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://{host}:{port}")
+        sock.send_multipart(heartbeat)
+        last_inbound = time.monotonic()
+        heard = False
+        while True:
+            if not sock.poll(5000):
+                if time.monotonic() - last_inbound >= 30:
+                    break
+                if heard:
+                    sock.send_multipart(heartbeat)
+                continue
+            if tuned:
+                frame = sock.recv(copy=False)
+                frames = [frame]
+                while frame.more:
+                    frame = sock.recv(copy=False)
+                    frames.append(frame)
+                head = [f.bytes for f in frames[:7]]
+            else:
+                frames = head = sock.recv_multipart()
+            last_inbound = time.monotonic()
+            heard = True
+            if len(frames) == 4 and head[1] == version and head[2] == b"\x02\0\0\0":
+                if head[3] == b"\x01\0\0\0":
+                    sock.send_multipart(metadata)
+                continue
+            n = len(frames) - 7
+            if (
+                n < 0
+                or head[1] != version
+                or head[2] != content
+                or len(head[3]) != 4
+                or head[4] != predict
+                or head[5] != struct.pack("<Q", 8 * (n + 2))
+                or len(head[6]) != 8 * (n + 2)
+            ):
+                continue  # malformed: skipped
+            header = struct.unpack(f"<{n + 2}Q", head[6])
+            inputs = frames[7:]
+            sizes = header[2:]
+            if header[0] != doubles or header[1] != n or list(sizes) != [*map(len, inputs)]:
+                continue
+            if any(s % 8 for s in set(sizes)):
+                continue
+            if n > 1 and min(sizes) == max(sizes):
+                # one decode for the whole batch; each input is a row view
+                xs = list(np.frombuffer(b"".join(inputs), "<f8").reshape(n, sizes[0] // 8))
+            else:
+                xs = [np.frombuffer(f, "<f8") for f in inputs]
+            outputs = [o.encode() for o in model(xs)]
+            lengths = struct.pack(f"<{n + 1}Q", n, *map(len, outputs))
+            response = [b"", content, head[3], struct.pack("<Q", len(lengths)), lengths, *outputs]
+            if tuned:
+                for part in response[:-1]:
+                    sock.send(part, more)
+                sock.send(response[-1])
+            else:
+                sock.send_multipart(response)
+        sock.close(linger=0)
 
 
-def serve_runtime(port: int) -> None:
-    from bentolite.clipper.runtime import ClipperRuntime
+# --- the bentolite container ------------------------------------------------------------------
 
-    def trivial(frames: list[bytes]) -> list[str]:
-        return ["1.0"] * len(frames)
+SERVICE_MODULE = textwrap.dedent(
+    """
+    import bentolite
+    from bentolite.adapters import ClipperDoublesInput
 
-    runtime = ClipperRuntime(
-        trivial,
-        model_name="runtime",
-        model_version="1",
-        input_type=InputType.DOUBLES,
-        port=port,
-        ready_file=None,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: runtime.stop())
-    runtime.run()
+
+    class SumModel(bentolite.Service):
+        @bentolite.api(input=ClipperDoublesInput())
+        def predict(self, xs):
+            return [str(sum(x)) for x in xs]
+    """
+)
+
+
+def save_bundle(workdir: Path) -> Path:
+    src = workdir / "src"
+    src.mkdir()
+    (src / "bench_sum_model.py").write_text(SERVICE_MODULE)
+    sys.path.insert(0, str(src))
+    try:
+        import bench_sum_model
+    finally:
+        sys.path.remove(str(src))
+    return Path(bench_sum_model.SumModel().save_to_dir(workdir / "bundle"))
 
 
 # --- the frontend driver ----------------------------------------------------------------------
@@ -111,7 +186,7 @@ class Frontend:
         self.containers: dict[str, bytes] = {}
         self.msg_id = 0
 
-    def wait_for(self, names: set[str], timeout: float = 20.0) -> None:
+    def wait_for(self, names: set[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while not names <= self.containers.keys():
             if not self.sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
@@ -131,111 +206,160 @@ class Frontend:
             self.sock.send_multipart([rid, *build_heartbeat_reply(kind)])
         return None
 
-    def predict(self, name: str, inputs: list[bytes], check: bool = False) -> None:
+    def predict(self, name: str, request: list[bytes], n: int, check: bool = False) -> list[bytes] | None:
         rid = self.containers[name]
-        self.sock.send_multipart([rid, *build_prediction_request(self.msg_id, InputType.DOUBLES, inputs)])
+        request[3] = _U32.pack(self.msg_id)
+        self.sock.send_multipart([rid, *request], copy=False)
         self.msg_id = (self.msg_id + 1) % 2**32
         while True:
             frames = self.sock.recv_multipart()
             if frames[0] == rid and frames[2] == _RESPONSE_TYPE and not check:
-                return  # the hot path: no parsing, the same for both containers
+                return None  # the hot path: no parsing, the same for both containers
             response = self._handle(frames)
             if response is not None:
-                assert len(response.outputs) == len(inputs), "wrong number of outputs"
-                return
+                assert response.msg_id == _U32.unpack(request[3])[0], "wrong msg_id"
+                assert len(response.outputs) == n, "wrong number of outputs"
+                return response.outputs
 
     def close(self) -> None:
         self.sock.close(linger=0)
         self.context.term()
 
 
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of every thread of process ``pid``, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
 @dataclass
-class Measurement:
+class Round:
     batches: int
     seconds: float
+    cpu: float
 
     @property
-    def per_second(self) -> float:
-        return self.batches / self.seconds
+    def cpu_micros(self) -> float:
+        return self.cpu / self.batches * 1e6
 
     @property
-    def micros(self) -> float:
+    def trip_micros(self) -> float:
         return self.seconds / self.batches * 1e6
 
 
-def measure(frontend: Frontend, name: str, inputs: list[bytes], seconds: float) -> Measurement:
-    frontend.predict(name, inputs, check=True)
+def measure(frontend: Frontend, name: str, pid: int, request: list[bytes], n: int, seconds: float) -> Round:
     for _ in range(WARMUP_BATCHES):
-        frontend.predict(name, inputs)
+        frontend.predict(name, request, n)
     count = 0
+    cpu = process_cpu(pid)
     started = time.perf_counter()
     deadline = started + seconds
     while True:
-        frontend.predict(name, inputs)
+        frontend.predict(name, request, n)
         count += 1
         now = time.perf_counter()
         if now >= deadline:
-            return Measurement(count, now - started)
+            return Round(count, now - started, process_cpu(pid) - cpu)
+
+
+def summary(rounds: list[Round], attr: str) -> tuple[float, float, float]:
+    values = [getattr(r, attr) for r in rounds]
+    return sum(values) / len(values), min(values), max(values)
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per side and cell")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per round and container")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per cell")
+    parser.add_argument("--serve-lean", nargs=2, metavar=("PORT", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_lean:
+        port, name = args.serve_lean
+        serve_lean("127.0.0.1", int(port), name, tuned=name == TUNED)
+        return 0
 
     began = time.monotonic()
     frontend = Frontend()
-    spawn = multiprocessing.get_context("spawn")
-    children = [
-        spawn.Process(target=serve_baseline, args=(frontend.port,), daemon=True),
-        spawn.Process(target=serve_runtime, args=(frontend.port,), daemon=True),
-    ]
-    for child in children:
-        child.start()
-    rows = []
-    try:
-        frontend.wait_for({"baseline", "runtime"})
-        rng = np.random.default_rng(0)
-        for length in VECTOR_LENGTHS:
-            for size in BATCH_SIZES:
-                if time.monotonic() - began > TIME_LIMIT:
-                    print(f"stopped early: over {TIME_LIMIT} s", file=sys.stderr)
-                    break
-                inputs = [rng.random(length).tobytes() for _ in range(size)]
-                # alternate short rounds and keep each side's fastest, so that noise from other
-                # processes on the machine hits both sides alike and inflates neither
-                rounds = [
-                    (
-                        measure(frontend, "baseline", inputs, args.seconds / ROUNDS),
-                        measure(frontend, "runtime", inputs, args.seconds / ROUNDS),
-                    )
-                    for _ in range(ROUNDS)
-                ]
-                base = min((b for b, _ in rounds), key=lambda m: m.micros)
-                run = min((r for _, r in rounds), key=lambda m: m.micros)
-                rows.append((size, length, base, run))
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join(5)
-        frontend.close()
+    children: dict[str, subprocess.Popen] = {}
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(Path(tmp))
+        env = {
+            **os.environ,
+            "CLIPPER_MODEL_NAME": BENTOLITE,
+            "CLIPPER_MODEL_VERSION": "1",
+            "CLIPPER_IP": "127.0.0.1",
+            "CLIPPER_PORT": str(frontend.port),
+            "BENTOLITE_READY_FILE": "",
+        }
+        try:
+            for name in (LEAN, TUNED):
+                children[name] = _start(
+                    [sys.executable, __file__, "--serve-lean", str(frontend.port), name], os.environ.copy()
+                )
+            children[BENTOLITE] = _start([sys.executable, "-m", "bentolite.clipper", str(bundle)], env)
+            frontend.wait_for(set(children))
+            rng = np.random.default_rng(0)
+            for size, length in CELLS:
+                arrays = [rng.random(length) for _ in range(size)]
+                inputs = [a.tobytes() for a in arrays]
+                expected = [o.encode() for o in model([np.frombuffer(b, "<f8") for b in inputs])]
+                request = build_prediction_request(0, InputType.DOUBLES, inputs)
+                for name in children:
+                    got = frontend.predict(name, request, size, check=True)
+                    assert got == expected, f"{name} answered {got[:3]}..., expected {expected[:3]}..."
+                rounds: dict[str, list[Round]] = {name: [] for name in children}
+                order = list(children)
+                for _ in range(args.rounds):
+                    for name in order:
+                        rounds[name].append(
+                            measure(frontend, name, children[name].pid, request, size, args.seconds)
+                        )
+                    order.reverse()
+                results.append((size, length, rounds))
+        finally:
+            for child in children.values():
+                child.terminate()
+            for name, child in children.items():
+                try:
+                    _, stderr = child.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    _, stderr = child.communicate()
+                if child.returncode not in (0, -15):
+                    print(f"{name} exited with {child.returncode}:\n{stderr.decode()}", file=sys.stderr)
+            frontend.close()
+
+    import bentolite
 
     print(
-        f"Clipper runtime vs. raw ZeroMQ echo, loopback, one batch in flight "
-        f"(Python {platform.python_version()}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}, "
-        f"{os.cpu_count()} CPUs, best of {ROUNDS} rounds in {args.seconds} s per side and cell)\n"
+        f"Clipper model container CPU per batch, model [str(sum(x)) for x in xs] on doubles, loopback "
+        f"ZeroMQ, one batch in flight (bentolite {bentolite.__version__}, Python "
+        f"{platform.python_version()}, numpy {np.__version__}, pyzmq {zmq.__version__}, libzmq "
+        f"{zmq.zmq_version()}, {os.cpu_count()} CPUs, {platform.machine()}; mean of {args.rounds} "
+        f"alternating rounds of {args.seconds} s per container, min-max in brackets)\n"
     )
     print(
-        "| batch | doubles/input | baseline batches/s | runtime batches/s | baseline µs/batch "
-        "| runtime µs/batch | overhead µs/batch | ratio |"
+        "| batch | lean CPU µs/batch | lean, tuned CPU µs/batch | bentolite CPU µs/batch "
+        "| bentolite / lean | bentolite / tuned | round trip µs (lean / tuned / bentolite) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size, length, base, run in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for size, length, rounds in results:
+        cpu = {name: summary(r, "cpu_micros") for name, r in rounds.items()}
+        names = (LEAN, TUNED, BENTOLITE)
+        trips = " / ".join(f"{summary(rounds[name], 'trip_micros')[0]:,.0f}" for name in names)
+        cells = " | ".join(f"{m:,.0f} ({lo:,.0f}-{hi:,.0f})" for m, lo, hi in map(cpu.get, names))
         print(
-            f"| {size} | {length} | {base.per_second:,.0f} | {run.per_second:,.0f} | "
-            f"{base.micros:,.1f} | {run.micros:,.1f} | {run.micros - base.micros:,.1f} | "
-            f"{run.micros / base.micros:.2f}× |"
+            f"| {size} x {length} doubles | {cells} | {cpu[BENTOLITE][0] / cpu[LEAN][0]:.2f}x "
+            f"| {cpu[BENTOLITE][0] / cpu[TUNED][0]:.2f}x | {trips} |"
         )
     print(f"\ntotal {time.monotonic() - began:.1f} s")
     return 0
