@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -136,9 +137,9 @@ def test_container_started_before_the_frontend_registers_when_it_appears(tmp_pat
 
 def _decode(kind: InputType, frame: bytes) -> object:
     if kind is InputType.BYTES:
-        return frame.hex()
+        return bytes(frame).hex()
     if kind is InputType.STRINGS:
-        return frame.decode("utf-8")
+        return bytes(frame).decode("utf-8")
     return np.frombuffer(frame, kind.dtype).tolist()
 
 
@@ -308,35 +309,45 @@ def test_stop_returns_promptly_during_a_long_prediction(peer):
 # --- failures ---------------------------------------------------------------------------------
 
 
-def test_user_exception_answers_every_input_with_a_json_error_and_keeps_serving(peer, caplog):
-    def picky(frames: list[bytes]) -> list[str]:
+def test_failed_batch_is_predicted_input_by_input_and_keeps_serving(peer, caplog):
+    calls: list[int] = []
+
+    def picky(frames: list[memoryview]) -> list[str]:
+        calls.append(len(frames))
         values = [np.frombuffer(f, "<f8") for f in frames]
         if any(len(v) == 0 for v in values):
             raise ValueError("empty input")
         return [str(float(v.sum())) for v in values]
 
-    with caplog.at_level(logging.ERROR, logger="bentolite.clipper.runtime"):
+    with caplog.at_level(logging.WARNING, logger="bentolite.clipper.runtime"):
         with running(make_runtime(peer, picky)):
             outputs = peer.predict([doubles(1), doubles(), doubles(2)], InputType.DOUBLES)
-            after = peer.predict([doubles(1, 2)], InputType.DOUBLES)
-    assert [json.loads(o) for o in outputs] == [{"error": "empty input", "type": "ValueError"}] * 3
-    assert after == [b"3.0"]
-    logged = [r for r in caplog.records if r.exc_info and "prediction on 3 input(s) failed" in r.message]
-    assert len(logged) == 1 and logged[0].exc_info[0] is ValueError
+            after = peer.predict([doubles(1, 2), doubles(3)], InputType.DOUBLES)
+    assert outputs[0] == b"1.0" and outputs[2] == b"2.0"
+    assert json.loads(outputs[1]) == {"error": "empty input", "type": "ValueError"}
+    assert after == [b"3.0", b"3.0"]
+    assert calls == [3, 1, 1, 1, 2]  # the failed batch once, then each input; then one call
+    batch = [r for r in caplog.records if "on 3 inputs failed; predicting them one by one" in r.message]
+    assert len(batch) == 1 and batch[0].exc_info[0] is ValueError
+    alone = [r for r in caplog.records if "input 1 failed on its own" in r.message]
+    assert len(alone) == 1 and alone[0].exc_info[0] is ValueError
+    assert any("1 of 3 inputs failed on their own (input 1)" in r.message for r in caplog.records)
     peer.assert_no_violations()
 
 
 @pytest.mark.parametrize(
-    ("result", "message"),
+    ("handler", "message"),
     [
-        (["only one"], "returned 1 output(s) for 2 input(s)"),
-        ("a string", "returned str; expected a list of 2 strings"),
-        ([1.0, 2.0], "output 0 of the prediction handler is float"),
+        (lambda frames: ["x"] * (len(frames) + 1), "returned 2 output(s) for 1 input(s)"),
+        (lambda frames: "a string", "returned str; expected a list of 1 strings"),
+        (lambda frames: [1.0] * len(frames), "output 0 of the prediction handler is float"),
+        (lambda frames: ["\ud800"] * len(frames), "output 0 of the prediction handler is not valid UTF-8"),
     ],
 )
-def test_handler_results_of_the_wrong_shape_become_error_outputs(peer, result, message):
-    with running(make_runtime(peer, lambda frames: result)):
+def test_handler_results_of_the_wrong_shape_become_error_outputs(peer, handler, message):
+    with running(make_runtime(peer, handler)):
         outputs = peer.predict([doubles(1), doubles(2)], InputType.DOUBLES)
+        assert peer.predict([doubles(1)], InputType.DOUBLES)  # still serving
     errors = [json.loads(o) for o in outputs]
     assert len(errors) == 2
     assert errors[0] == errors[1]
@@ -534,7 +545,8 @@ def test_saved_bundle_answers_through_its_adapter(peer, bundles):
         outputs = peer.predict([doubles(1, 2), doubles(0.5), doubles(-3, 3, 1)], InputType.DOUBLES)
         assert outputs == [b"3.0", b"0.5", b"1.0"]  # floats as JSON text
         failed = peer.predict([doubles(1), doubles()], InputType.DOUBLES)
-        assert [json.loads(o) for o in failed] == [{"error": "empty input", "type": "ValueError"}] * 2
+        assert failed[0] == b"1.0"  # the valid input of a failed batch keeps its prediction
+        assert json.loads(failed[1]) == {"error": "empty input", "type": "ValueError"}
         assert peer.predict([doubles(7)], InputType.DOUBLES) == [b"7.0"]
 
 
@@ -692,3 +704,23 @@ def test_cli_clipper_container_is_the_same_entrypoint(tmp_path):
     assert result.returncode == 2
     assert "CLIPPER_MODEL_NAME" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_busy_metrics_port_is_a_warning_and_the_container_serves(peer, caplog):
+    # two replicas on one host network: the second finds Clipper's metrics port taken
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        runtime = make_runtime(peer, metrics_port=port, metrics_addr="127.0.0.1")
+        with caplog.at_level(logging.WARNING, logger="bentolite.clipper.runtime"):
+            with running(runtime):
+                assert peer.predict([doubles(1, 2)], InputType.DOUBLES) == [b"3.0"]
+                assert runtime.metrics_server_port is None
+    finally:
+        taken.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"cannot serve metrics on 127.0.0.1:{port}: ")
+    assert warnings[0].endswith("; serving without metrics")

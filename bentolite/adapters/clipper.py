@@ -28,6 +28,7 @@ import base64
 import binascii
 import itertools
 import json
+import math
 from typing import Any
 
 from bentolite.adapters.base import (
@@ -42,6 +43,10 @@ from bentolite.adapters.base import (
 from bentolite.exceptions import BadInput
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+#: inputs of at most this many bytes are decoded with one join and one frombuffer per batch;
+#: larger ones get a zero-copy view each (the copy would cost more than it saves)
+_JOIN_LIMIT = 8192
+_JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
 
 
 class ClipperInput(Adapter):
@@ -86,7 +91,9 @@ class ClipperInput(Adapter):
                 f"{self.clipper_input_type} input of {len(frame)} bytes is not a whole number of "
                 f"{itemsize}-byte values"
             )
-        return np.frombuffer(frame, dtype=self.wire_dtype)
+        arr = np.frombuffer(frame, dtype=self.wire_dtype)
+        arr.flags.writeable = False  # a view of the received frame, read-only like bytes
+        return arr
 
     def encode_input(self, value: Any) -> bytes:
         """One input -> its bytes on Clipper's wire (used by clients and tests)."""
@@ -130,12 +137,34 @@ class ClipperInput(Adapter):
     def split(self, result: Any, sizes: list[int]) -> list[Any]:
         return split_rows(result, sizes)
 
-    def from_clipper(self, frames: list[bytes]) -> list[Any]:
+    def from_clipper(self, frames: list[Any]) -> list[Any]:
+        """A Clipper batch's input frames (bytes-like) -> one element per input."""
+        n = len(frames)
+        if n > 1 and self.wire_dtype is not None:
+            sizes = set(map(len, frames))
+            if len(sizes) == 1:
+                size = sizes.pop()
+                if size <= _JOIN_LIMIT:
+                    return self._decode_equal(frames, n, size)
         return [self.decode_frame(f) for f in frames]
+
+    def _decode_equal(self, frames: list[Any], n: int, size: int) -> list[Any]:
+        # One decode for the whole batch: the inputs joined into one (n, k) array, each input a
+        # row view of it. For small inputs that is far cheaper than one frombuffer per input.
+        import numpy as np
+
+        itemsize = np.dtype(self.wire_dtype).itemsize
+        if size % itemsize:
+            raise BadInput(
+                f"{self.clipper_input_type} input of {size} bytes is not a whole number of "
+                f"{itemsize}-byte values"
+            )
+        joined = np.frombuffer(b"".join(frames), dtype=self.wire_dtype)
+        return list(joined.reshape(n, size // itemsize))
 
     def to_clipper(self, result: Any, n: int) -> list[str]:
         check_result_length(result, n)
-        return [_output_text(item) for item in result]
+        return [item if type(item) is str else _output_text(item) for item in result]
 
     def openapi_request(self) -> dict[str, Any]:
         item = self.openapi_item()
@@ -181,8 +210,17 @@ class ClipperInput(Adapter):
 
 
 def _output_text(item: Any) -> str:
+    """One result as the string Clipper gets: a str as it is, anything else as JSON text."""
     if isinstance(item, str):
         return item
+    kind = type(item)
+    # Plain numbers, the usual results, are written directly: what json.dumps would write.
+    if kind is bool or item is None:
+        return _JSON_CONSTANTS[item]
+    if kind is int:
+        return int.__repr__(item)
+    if isinstance(item, float) and math.isfinite(item):  # numpy.float64 is a float
+        return float.__repr__(item)
     return json.dumps(jsonable(item), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -277,7 +315,7 @@ class ClipperStringsInput(ClipperInput):
 
     def decode_frame(self, frame: bytes) -> str:
         try:
-            return bytes(frame).decode("utf-8")
+            return str(frame, "utf-8")
         except UnicodeDecodeError as exc:
             raise BadInput("strings input is not valid UTF-8", detail=str(exc)) from exc
 

@@ -148,12 +148,14 @@ def api_input_type(api: Any, configured: InputType | None) -> InputType:
 def handler_for(service: Any, api: Any) -> Handler:
     """Raw Clipper input frames -> the API's function -> one output string per input."""
     adapter = api.adapter
+    func = service.get_api(api.name).func
+    decode, encode = adapter.from_clipper, adapter.to_clipper
 
-    def handle(frames: list[bytes]) -> list[str]:
-        result = service.call(api.name, adapter.from_clipper(frames))
+    def handle(frames: list[Any]) -> list[str]:
+        result = func(service, decode(frames))
         if inspect.isawaitable(result):
             result = asyncio.run(result)
-        return adapter.to_clipper(result, len(frames))
+        return encode(result, len(frames))
 
     return handle
 

@@ -1,8 +1,10 @@
 """Clipper's model-container RPC protocol, version 3: codes and the frames of every message.
 
 Pure bytes in, bytes out, no sockets. Builders return the list of frames a socket sends;
-parsers take the list of frames a socket received and raise :class:`ProtocolError` naming the
-first thing that is wrong (frame count, frame size or field value).
+parsers take the list of frames a socket received (``bytes`` or any bytes-like buffer, such as
+pyzmq's zero-copy frames) and raise :class:`ProtocolError` naming the first thing that is wrong
+(frame count, frame size or field value). A parsed request keeps its input frames as they were
+given, without copying them.
 
 Every frame list here starts with the empty delimiter frame. The routing-id frame a ROUTER
 socket adds in front is never part of it: the frontend side strips it before parsing and
@@ -23,7 +25,7 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar, Union
+from typing import Any, TypeVar, Union
 
 from bentolite.exceptions import BentoliteError
 
@@ -154,8 +156,11 @@ class PredictionRequest:
 
     msg_id: int
     input_type: InputType
-    inputs: list[bytes]
+    #: the input frames as received (``bytes`` or zero-copy buffers)
+    inputs: list[Any]
 
+
+_CONTENT = _U32.pack(MessageType.CONTAINER_CONTENT)
 
 ContainerMessage = Union[Heartbeat, ContainerMetadata, PredictionResponse]
 FrontendMessage = Union[HeartbeatReply, PredictionRequest]
@@ -183,16 +188,14 @@ def build_container_metadata(model_name: str, model_version: str, input_type: In
 
 def build_prediction_response(msg_id: int, outputs: Sequence[str | bytes]) -> list[bytes]:
     """Frames answering request ``msg_id``; ``str`` outputs are sent as UTF-8."""
-    payloads = [o.encode("utf-8") if isinstance(o, str) else bytes(o) for o in outputs]
-    header = struct.pack(f"<{1 + len(payloads)}Q", len(payloads), *map(len, payloads))
-    return [
-        b"",
-        _U32.pack(MessageType.CONTAINER_CONTENT),
-        _U32.pack(msg_id),
-        _U64.pack(len(header)),
-        header,
-        *payloads,
-    ]
+    return response_frames(msg_id, [o.encode("utf-8") if isinstance(o, str) else bytes(o) for o in outputs])
+
+
+def response_frames(msg_id: int, payloads: list[bytes]) -> list[bytes]:
+    """Frames answering request ``msg_id`` with outputs that are bytes already."""
+    n = len(payloads)
+    header = struct.pack(f"<{1 + n}Q", n, *map(len, payloads))
+    return [b"", _CONTENT, _U32.pack(msg_id), _U64.pack(len(header)), header, *payloads]
 
 
 def build_heartbeat_reply(heartbeat_type: HeartbeatType) -> list[bytes]:
@@ -318,15 +321,19 @@ def _parse_request(frames: Frames) -> PredictionRequest:
         )
     _check_count(frames, REQUEST_PREFIX_FRAMES + n, f"prediction request with {n} inputs")
     inputs = list(frames[REQUEST_PREFIX_FRAMES:])
-    for i, (declared, frame) in enumerate(zip(values[2:], inputs)):
-        if declared != len(frame):
-            raise ProtocolError(f"input {i} is {len(frame)} bytes but the header says {declared}")
-        if len(frame) % input_type.itemsize:
-            raise ProtocolError(
-                f"input {i} is {len(frame)} bytes, not a whole number of "
-                f"{input_type.itemsize}-byte {input_type.label} elements"
-            )
-    return PredictionRequest(msg_id, input_type, [bytes(f) for f in inputs])
+    sizes = [*map(len, inputs)]
+    declared = list(values[2:])
+    if sizes != declared:
+        i = next(i for i, (a, b) in enumerate(zip(sizes, declared)) if a != b)
+        raise ProtocolError(f"input {i} is {sizes[i]} bytes but the header says {declared[i]}")
+    itemsize = input_type.itemsize
+    if itemsize > 1 and any(size % itemsize for size in set(sizes)):
+        i = next(i for i, size in enumerate(sizes) if size % itemsize)
+        raise ProtocolError(
+            f"input {i} is {sizes[i]} bytes, not a whole number of "
+            f"{itemsize}-byte {input_type.label} elements"
+        )
+    return PredictionRequest(msg_id, input_type, inputs)
 
 
 # --- field helpers -------------------------------------------------------------------------

@@ -4,37 +4,41 @@
 model, then answers every prediction batch with exactly one output per input, in input order.
 It keeps the session rules of Clipper's own Python container (heartbeat first, metadata on
 request, heartbeat after ``poll_timeout`` of quiet, a new socket after ``silence_timeout`` of
-silence) and differs where that container loses the replica:
+silence) and differs where that container loses the replica or gives wrong answers:
 
-* a prediction that raises does not end the process: each input of the batch gets the JSON text
-  ``{"error": "<message>", "type": "<exception class>"}`` and the error is logged;
-* predictions run in a worker thread while the socket loop keeps heartbeating, so a batch that
-  takes longer than the frontend's 30 s liveness window does not get the replica dropped;
+* a batch whose prediction raises is predicted again input by input, so every valid input gets
+  its own prediction and only the inputs that fail on their own get the JSON text
+  ``{"error": "<message>", "type": "<exception class>"}``; the error is logged. A batch that
+  succeeds is called exactly once;
+* a batch is predicted on the thread that serves the socket (no hand-off to another thread
+  per batch), while :meth:`ClipperRuntime.run`'s own thread keeps the replica alive: once a
+  prediction has run for ``poll_timeout`` it sends the heartbeats the socket loop cannot, so a
+  batch longer than the frontend's 30 s liveness window does not get the replica dropped;
 * a malformed message from the frontend is logged and skipped;
 * a session that has not heard from the frontend ``silence_timeout`` after it started is
   replaced too (a heartbeat lost before the first reply would otherwise leave it waiting);
 * :meth:`ClipperRuntime.stop` (from any thread or a signal handler) closes the socket cleanly
-  and makes :meth:`ClipperRuntime.run` return.
+  and makes :meth:`ClipperRuntime.run` return, even while a prediction is still running;
+* a metrics port that is taken (two replicas on one host network) is logged as a warning and
+  the container serves without metrics.
+
+Frames are received without copying: the handler gets memoryviews of the input frames.
 
 pyzmq is imported when :meth:`ClipperRuntime.run` starts, never at import time.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import math
 import os
-import queue
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING
 
+from bentolite.clipper.batch import BatchPredictor, Handler
 from bentolite.clipper.protocol import (
     HeartbeatReply,
     HeartbeatType,
@@ -43,13 +47,15 @@ from bentolite.clipper.protocol import (
     ProtocolError,
     build_container_metadata,
     build_heartbeat,
-    build_prediction_response,
     parse_frontend_message,
+    response_frames,
 )
-from bentolite.exceptions import BadInput, ConfigError, InferenceError, InvalidArgument
+from bentolite.exceptions import ConfigError, InferenceError, InvalidArgument
 
 if TYPE_CHECKING:
     import zmq
+
+    from bentolite.clipper.metrics import ContainerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -58,32 +64,19 @@ DEFAULT_METRICS_PORT = 1390
 #: seconds between attempts to resolve a frontend host name that does not resolve (yet)
 RESOLVE_RETRY = 0.5
 
-#: what a runtime serves: the raw input frames of one batch -> one output string per input
-Handler = Callable[[list[bytes]], Sequence[Union[str, bytes]]]
-
-# Clipper's bucket boundaries for these metrics, in milliseconds.
-_SLOW_BUCKETS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 250, 300, 400, 500)
-_FAST_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+_HEARTBEAT = build_heartbeat()
 
 
-@dataclass
-class _Job:
-    """One prediction request on its way through the worker thread."""
-
-    #: the runtime's epoch when the request arrived (see ``ClipperRuntime._epoch``)
-    epoch: int
-    request: PredictionRequest
-    #: perf_counter() when the poll that delivered it returned
-    received: float
-    outputs: Sequence[str | bytes] = field(default_factory=list)
+class _Closed(Exception):
+    """The socket was closed by :meth:`ClipperRuntime.run` while a prediction ran."""
 
 
 class ClipperRuntime:
     """A Clipper model container serving ``handler``.
 
-    ``handler`` gets the raw input frames of one batch (``list[bytes]``, decoded the way
-    ``input_type`` says) and returns one string (or bytes) per input. ``run()`` blocks until
-    ``stop()``; a runtime runs once.
+    ``handler`` gets the input frames of one batch (memoryviews, see :data:`Handler`, laid out
+    the way ``input_type`` says) and returns one string (or bytes) per input.
+    ``run()`` blocks until ``stop()``; a runtime runs once.
     """
 
     def __init__(
@@ -130,22 +123,25 @@ class ClipperRuntime:
         self.metrics_addr = metrics_addr
         #: sessions started so far; each one is a fresh socket and a new registration
         self.sessions = 0
+        self._predictor = BatchPredictor(handler, self.input_type)
 
         self._stop = threading.Event()
-        # guards the wake-up socket pair, which stop() and the worker may touch after run() ends
+        # guards the wake-up socket pair, which stop() may touch after run() ends
         self._lock = threading.RLock()
         self._started = False
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._done: collections.deque[_Job] = collections.deque()
-        self._metrics: _Metrics | None = None
-        # Bumped whenever the frontend may have forgotten the requests it sent so far: at each
-        # new session and at each (re-)registration. An answer computed for an older epoch is
-        # dropped: after a frontend restart msg_ids start again at 0, so a late answer would
-        # be taken for the answer to a new request.
-        self._epoch = 0
+        self._metrics: ContainerMetrics | None = None
+        # The serving thread holds _sock_lock whenever it is not inside the handler; run()'s
+        # thread takes it only while a prediction runs (to heartbeat) or to close the socket.
+        self._sock_lock = threading.Lock()
+        self._sock: zmq.Socket | None = None
+        #: monotonic time the running prediction started, None between predictions
+        self._busy_since: float | None = None
+        #: monotonic time of the last heartbeat sent, by either thread
+        self._last_beat = 0.0
         self._fatal: BaseException | None = None
+        self._error: BaseException | None = None
 
     # --- public ----------------------------------------------------------------------------
 
@@ -166,20 +162,17 @@ class ClipperRuntime:
             self._wake_w.setblocking(False)
         context = zmq.Context()
         ready: Path | None = None
+        server: threading.Thread | None = None
         try:
-            if self.metrics_port is not None:
-                self._metrics = _Metrics(self.metrics_port, self.metrics_addr)
-                logger.info("serving metrics on %s:%d", self.metrics_addr, self._metrics.port)
+            self._start_metrics()
             ready = self._write_ready_file()
-            threading.Thread(target=self._work, name="clipper-predict", daemon=True).start()
-            while not self._stop.is_set():
-                ip = self._resolve_host()
-                if ip is not None:
-                    self._serve_session(context, ip)
+            server = threading.Thread(target=self._serve, args=(context,), name="clipper-serve", daemon=True)
+            server.start()
+            self._keep_alive()
         finally:
-            # The worker may still be inside the user's function; it is a daemon thread and its
-            # late answer is discarded, so it is not waited for.
-            self._jobs.put(None)
+            self.stop()
+            if server is not None:
+                self._release(server)
             context.term()
             if ready is not None:
                 ready.unlink(missing_ok=True)
@@ -196,6 +189,8 @@ class ClipperRuntime:
                 f"the prediction function raised {type(self._fatal).__name__}, which ends the "
                 "Clipper runtime; raise an Exception subclass to report a failed prediction"
             ) from self._fatal
+        if self._error is not None:
+            raise self._error
 
     def stop(self) -> None:
         """Make :meth:`run` close its socket and return. Safe from any thread or signal handler."""
@@ -207,7 +202,65 @@ class ClipperRuntime:
         """The port metrics are served on (useful with ``metrics_port=0``), once running."""
         return self._metrics.port if self._metrics is not None else None
 
-    # --- the socket loop -------------------------------------------------------------------
+    # --- run()'s thread: liveness while a prediction runs, and the end ----------------------
+
+    def _keep_alive(self) -> None:
+        """Until stop(): heartbeat for the serving thread while it is inside a long prediction."""
+        while not self._stop.is_set():
+            busy = self._busy_since
+            if busy is None:
+                wait = self.poll_timeout
+            else:
+                due = max(busy, self._last_beat) + self.poll_timeout
+                wait = due - time.monotonic()
+                if wait <= 0:
+                    with self._sock_lock:
+                        # re-checked: the prediction may have ended while the lock was waited for
+                        if self._busy_since is not None and self._sock is not None:
+                            _send(self._sock, _HEARTBEAT)
+                            self._last_beat = time.monotonic()
+                    continue
+            self._stop.wait(wait)
+
+    def _release(self, server: threading.Thread) -> None:
+        """Wait for the serving thread to close its socket, or close it for a stuck prediction."""
+        while server.is_alive():
+            if self._busy_since is not None:
+                # The prediction may run for a long time still; its late answer is dropped.
+                with self._sock_lock:
+                    if self._sock is not None:
+                        self._sock.close(linger=0)
+                        self._sock = None
+                if server.is_alive():
+                    logger.warning("stopped while a prediction was running; its answer is dropped")
+                return
+            server.join(0.05)
+
+    # --- the serving thread: the socket loop ------------------------------------------------
+
+    def _serve(self, context: zmq.Context) -> None:
+        self._sock_lock.acquire()
+        try:
+            while not self._stop.is_set():
+                ip = self._resolve_host_unlocked()
+                if ip is not None and not self._stop.is_set():
+                    self._serve_session(context, ip)
+        except _Closed:
+            pass
+        except BaseException as exc:  # handed to run(), which re-raises it
+            if self._fatal is None:
+                self._error = exc
+        finally:
+            self._sock_lock.release()
+            self.stop()
+
+    def _resolve_host_unlocked(self) -> str | None:
+        # Resolving may wait for a long time; run()'s thread must be able to close meanwhile.
+        self._sock_lock.release()
+        try:
+            return self._resolve_host()
+        finally:
+            self._sock_lock.acquire()
 
     def _resolve_host(self) -> str | None:
         # Resolved per session, as the frontend's address may change between sessions. A name
@@ -243,9 +296,8 @@ class ClipperRuntime:
         import zmq
 
         self.sessions += 1
-        self._epoch += 1
         session = self.sessions
-        sock = context.socket(zmq.DEALER)
+        sock = self._sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         try:
             sock.connect(f"tcp://{ip}:{self.port}")
@@ -261,22 +313,22 @@ class ClipperRuntime:
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
             # zmq.Poller reports plain sockets by file descriptor
+            assert self._wake_r is not None
             wake_fd = self._wake_r.fileno()
             poller.register(wake_fd, zmq.POLLIN)
-            _send(sock, build_heartbeat())
+            _send(sock, _HEARTBEAT)
             # The session start counts as activity, so a session that never hears back is
             # replaced after silence_timeout too.
-            last_inbound = last_beat = time.monotonic()
+            last_inbound = self._last_beat = time.monotonic()
             heard = False
             while not self._stop.is_set():
                 deadline = last_inbound + self.silence_timeout
                 if heard:
-                    deadline = min(deadline, max(last_inbound, last_beat) + self.poll_timeout)
+                    deadline = min(deadline, max(last_inbound, self._last_beat) + self.poll_timeout)
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
                 events = dict(poller.poll(wait_ms))
                 if wake_fd in events:
                     self._drain_wake()
-                    self._send_answers(sock)
                 if sock in events:
                     self._receive_all(sock, session)
                     last_inbound = time.monotonic()
@@ -289,21 +341,29 @@ class ClipperRuntime:
                         now - last_inbound,
                     )
                     return
-                if heard and now - max(last_inbound, last_beat) >= self.poll_timeout:
-                    _send(sock, build_heartbeat())
-                    last_beat = now
+                if heard and now - max(last_inbound, self._last_beat) >= self.poll_timeout:
+                    _send(sock, _HEARTBEAT)
+                    self._last_beat = now
         finally:
-            sock.close(linger=0)
+            if self._sock is sock:
+                self._sock = None
+                sock.close(linger=0)
 
     def _receive_all(self, sock: zmq.Socket, session: int) -> None:
         import zmq
 
+        flags = zmq.NOBLOCK
         while True:
             polled = time.perf_counter()
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frame = sock.recv(flags, copy=False)
             except zmq.Again:
                 return
+            # The parts of a message arrive together: once the first is here, all are.
+            frames = [frame]
+            while frame.more:
+                frame = sock.recv(copy=False)
+                frames.append(frame)
             received = time.perf_counter()
             try:
                 message = parse_frontend_message(frames)
@@ -317,74 +377,54 @@ class ClipperRuntime:
             if isinstance(message, HeartbeatReply):
                 if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
                     logger.info("session %d: frontend asked for metadata; registering", session)
-                    self._epoch += 1
                     _send(
                         sock,
                         build_container_metadata(self.model_name, self.model_version, self.input_type),
                     )
                 continue
-            if self._metrics is not None:
-                self._metrics.recv_time.observe((received - polled) * 1000)
-                self._metrics.parse_time.observe((time.perf_counter() - received) * 1000)
-            self._jobs.put(_Job(self._epoch, message, polled))
+            metrics = self._metrics
+            if metrics is not None:
+                metrics.recv_time.observe((received - polled) * 1000)
+                metrics.parse_time.observe((time.perf_counter() - received) * 1000)
+            payloads = self._predict_unlocked(message)
+            if self._sock is not sock:
+                raise _Closed  # run() closed the socket while the prediction ran
+            _send(sock, response_frames(message.msg_id, payloads))
+            if metrics is not None:
+                metrics.pred_total.inc()
+                metrics.end_to_end.observe((time.perf_counter() - polled) * 1000)
 
-    def _send_answers(self, sock: zmq.Socket) -> None:
-        while self._done:
-            job = self._done.popleft()
-            if job.epoch != self._epoch:
-                logger.warning(
-                    "dropped the answer to request %d: the frontend reconnected or restarted "
-                    "while it was computed",
-                    job.request.msg_id,
-                )
-                continue
-            _send(sock, build_prediction_response(job.request.msg_id, job.outputs))
-            if self._metrics is not None:
-                self._metrics.pred_total.inc()
-                self._metrics.end_to_end.observe((time.perf_counter() - job.received) * 1000)
+    # --- predictions ---------------------------------------------------------------------------
 
-    # --- the worker thread -----------------------------------------------------------------
-
-    def _work(self) -> None:
+    def _predict_unlocked(self, request: PredictionRequest) -> list[bytes]:
+        """Predict with the socket lock released, so run()'s thread can heartbeat meanwhile."""
+        self._busy_since = time.monotonic()
+        self._sock_lock.release()
         try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                job.outputs = self._predict(job.request)
-                self._done.append(job)
-                self._wake()
+            return self._predictor.predict(request, self._metrics)
         except BaseException as exc:
-            # _predict handles every Exception; what lands here (SystemExit, KeyboardInterrupt
-            # raised by the prediction function) ends this thread, and without it nothing would
-            # ever be answered again, so the runtime stops and run() reports it.
+            # predict() handles every Exception; what lands here (SystemExit, KeyboardInterrupt
+            # raised by the prediction function) stops the runtime, and run() reports it.
             self._fatal = exc
-            self.stop()
-
-    def _predict(self, request: PredictionRequest) -> Sequence[str | bytes]:
-        n = len(request.inputs)
-        if request.input_type is not self.input_type:
-            error = BadInput(
-                f"the frontend sent {request.input_type.label} inputs; this container takes "
-                f"{self.input_type.label}"
-            )
-            logger.error("request %d: %s", request.msg_id, error)
-            return _error_outputs(error, n)
-        if n == 0:
-            return []
-        started = time.perf_counter()
-        try:
-            outputs = self.handler(request.inputs)
-            _check_outputs(outputs, n)
-        except Exception as exc:  # the user's code failing must not take the replica down
-            logger.exception("request %d: prediction on %d input(s) failed", request.msg_id, n)
-            return _error_outputs(exc, n)
+            raise _Closed from exc
         finally:
-            if self._metrics is not None:
-                self._metrics.handle_time.observe((time.perf_counter() - started) * 1000)
-        return outputs
+            self._sock_lock.acquire()
+            self._busy_since = None
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _start_metrics(self) -> None:
+        if self.metrics_port is None:
+            return
+        from bentolite.clipper.metrics import ContainerMetrics
+
+        try:
+            self._metrics = ContainerMetrics(self.metrics_port, self.metrics_addr)
+        except ConfigError as exc:
+            # Two replicas on one host network share the port: serving matters more than metrics.
+            logger.warning("%s; serving without metrics", exc.message)
+            return
+        logger.info("serving metrics on %s:%d", self.metrics_addr, self._metrics.port)
 
     def _wake(self) -> None:
         with self._lock:
@@ -419,84 +459,16 @@ class ClipperRuntime:
 def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
     import zmq
 
+    # One send() per frame: on pyzmq 27 that costs a third of send_multipart for many frames.
+    # The flags are plain ints: combining pyzmq's enum flags per frame costs microseconds.
+    more, last = int(zmq.NOBLOCK | zmq.SNDMORE), int(zmq.NOBLOCK)
+    send = sock.send
     try:
-        sock.send_multipart(frames, zmq.NOBLOCK)
+        for frame in frames[:-1]:
+            send(frame, more)
+        send(frames[-1], last)
     except zmq.Again:
         # Only possible when the frontend has been unreachable long enough to fill the
-        # outgoing queue; the silence timeout will start a new session.
+        # outgoing queue, and then at the first frame (ZeroMQ queues a message whole or not at
+        # all); the silence timeout will start a new session.
         logger.warning("frontend unreachable; dropped an outgoing message")
-
-
-def _check_outputs(outputs: Any, n: int) -> None:
-    if not isinstance(outputs, (list, tuple)):
-        raise InferenceError(
-            f"the prediction handler returned {type(outputs).__name__}; expected a list of {n} strings"
-        )
-    if len(outputs) != n:
-        raise InferenceError(f"the prediction handler returned {len(outputs)} output(s) for {n} input(s)")
-    for i, output in enumerate(outputs):
-        if not isinstance(output, (str, bytes)):
-            raise InferenceError(
-                f"output {i} of the prediction handler is {type(output).__name__}; expected str or bytes"
-            )
-
-
-def _error_outputs(exc: BaseException, n: int) -> list[str]:
-    text = json.dumps({"error": str(exc), "type": type(exc).__name__})
-    return [text] * n
-
-
-class _Metrics:
-    """Clipper's model-container metrics in a registry of their own, served over HTTP."""
-
-    def __init__(self, port: int, addr: str) -> None:
-        from http.server import ThreadingHTTPServer
-
-        from prometheus_client import CollectorRegistry, Counter, Histogram, MetricsHandler
-
-        self.registry = CollectorRegistry()
-        self.pred_total = Counter(
-            "clipper_mc_pred_total", "Prediction batches answered.", registry=self.registry
-        )
-        self.end_to_end = Histogram(
-            "clipper_mc_end_to_end_latency_ms",
-            "Milliseconds from receiving a request to sending its answer.",
-            buckets=_SLOW_BUCKETS,
-            registry=self.registry,
-        )
-        self.handle_time = Histogram(
-            "clipper_mc_handle_time_ms",
-            "Milliseconds spent in the prediction function.",
-            buckets=_SLOW_BUCKETS,
-            registry=self.registry,
-        )
-        self.recv_time = Histogram(
-            "clipper_mc_recv_time_ms",
-            "Milliseconds to receive a request's frames.",
-            buckets=_FAST_BUCKETS,
-            registry=self.registry,
-        )
-        self.parse_time = Histogram(
-            "clipper_mc_parse_time_ms",
-            "Milliseconds to parse a request's frames.",
-            buckets=_FAST_BUCKETS,
-            registry=self.registry,
-        )
-        try:
-            self._server = ThreadingHTTPServer((addr, port), MetricsHandler.factory(self.registry))
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}") from exc
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="clipper-metrics", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._server.server_port
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
