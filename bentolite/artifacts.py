@@ -15,8 +15,10 @@ A custom kind subclasses :class:`Artifact` and implements :meth:`Artifact.save_f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import sys
 import types
 from collections.abc import Iterable, Iterator
@@ -204,6 +206,22 @@ class NumpyArtifact(Artifact):
         return np.load(path, allow_pickle=False)
 
 
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _FileRef:
+    """An artifact packed as a file to copy as it is; loaded only when first used."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
 class ArtifactCollection:
     """The packed artifacts of one service instance: ``svc.artifacts.<name>``."""
 
@@ -228,7 +246,10 @@ class ArtifactCollection:
                 f"artifact {name!r} of {self._service_name} is declared but not packed: "
                 f"call svc.pack({name!r}, obj) first"
             )
-        return self._objects[name]
+        obj = self._objects[name]
+        if isinstance(obj, _FileRef):
+            obj = self._objects[name] = self._load(name, self._declared[name], obj.path)
+        return obj
 
     def __contains__(self, name: object) -> bool:
         return name in self._objects
@@ -258,6 +279,19 @@ class ArtifactCollection:
         self._declared[name].check(obj)
         self._objects[name] = obj
 
+    def pack_file(self, name: str, path: Path) -> None:
+        """Pack the file at ``path`` as artifact ``name`` without loading it: saving copies the
+        file as it is (so it must be what the kind's loader reads), and the object is loaded from
+        it only when first used."""
+        if name not in self._declared:
+            raise ArtifactError(
+                f"cannot pack {name!r}: {self._service_name} declares no artifact of that name "
+                f"(declared: {', '.join(self._declared) or 'none'}); add it to @artifacts([...])"
+            )
+        if not Path(path).is_file():
+            raise ArtifactError(f"artifact {name!r}: {path} is not a file")
+        self._objects[name] = _FileRef(Path(path))
+
     def save(self, directory: Path) -> dict[str, str]:
         """Write every packed artifact into ``directory``; returns name -> file name."""
         missing = self.missing()
@@ -269,25 +303,48 @@ class ArtifactCollection:
         directory.mkdir(parents=True, exist_ok=True)
         files = {}
         for name, artifact in self._declared.items():
-            artifact.save_file(self._objects[name], directory / artifact.file_name)
+            obj = self._objects[name]
+            if isinstance(obj, _FileRef):
+                shutil.copyfile(obj.path, directory / artifact.file_name)
+            else:
+                artifact.save_file(obj, directory / artifact.file_name)
             files[name] = artifact.file_name
         return files
 
-    def load(self, directory: Path, files: dict[str, str] | None = None) -> None:
-        """Load every declared artifact from ``directory`` (file names default to the kind's)."""
+    def load(
+        self,
+        directory: Path,
+        files: dict[str, str] | None = None,
+        sha256: dict[str, str] | None = None,
+    ) -> None:
+        """Load every declared artifact from ``directory`` (file names default to the kind's).
+
+        A file whose SHA-256 differs from the one ``sha256`` records for it is refused before it
+        is read by its loader (a truncated copy, or a file changed after the save).
+        """
         for name, artifact in self._declared.items():
             file_name = (files or {}).get(name, artifact.file_name)
             path = directory / file_name
             if not path.is_file():
                 raise ArtifactError(f"artifact {name!r}: file {path} is missing from the bundle")
-            try:
-                self._objects[name] = artifact.load_file(path)
-            except ArtifactError:
-                raise
-            except Exception as exc:  # a corrupt file or a missing library surfaces here
+            expected = (sha256 or {}).get(name)
+            if expected and file_sha256(path) != expected:
                 raise ArtifactError(
-                    f"artifact {name!r}: cannot load {path} as {artifact.kind}: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"artifact {name!r}: {path} does not match the SHA-256 the bundle records "
+                    f"({expected[:12]}...); the file was changed or damaged after the save"
+                )
+            self._objects[name] = self._load(name, artifact, path)
+
+    @staticmethod
+    def _load(name: str, artifact: Artifact, path: Path) -> Any:
+        try:
+            return artifact.load_file(path)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # a corrupt file or a missing library surfaces here
+            raise ArtifactError(
+                f"artifact {name!r}: cannot load {path} as {artifact.kind}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 _C = TypeVar("_C", bound=type)

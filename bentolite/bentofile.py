@@ -137,6 +137,12 @@ def _check_artifacts(instance: Any, attribute: attrs.Attribute, value: Mapping[s
             raise _FieldError(f"artifacts.{name}", "give the path of the file to load")
 
 
+def _check_copied(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in config.artifacts:
+            raise _FieldError("artifacts", f"{name!r} is to be copied but names no file under artifacts:")
+
+
 def _check_packages(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     for i, package in enumerate(value):
         if not is_requirement(package):
@@ -245,6 +251,10 @@ class BuildConfig:
     python: PythonOptions = attrs.field(factory=PythonOptions)
     docker: DockerOptions = attrs.field(factory=DockerOptions)
     artifacts: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_artifacts)
+    #: the artifacts (names under ``artifacts:``) whose files are copied as they are, unloaded
+    copy_artifacts: tuple[str, ...] = attrs.field(
+        default=(), converter=_strings, validator=lambda self, _, value: _check_copied(self, value)
+    )
     source: str = attrs.field(default=BENTOFILE, eq=False, repr=False)
     lines: dict[str, int] = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -319,8 +329,12 @@ class BuildConfig:
             options = getattr(self, key).to_dict()
             if options:
                 data[key] = options
+        data.pop("copy_artifacts", None)
         if "artifacts" in data:  # keep artifacts last, as in the example file
-            data["artifacts"] = data.pop("artifacts")
+            data["artifacts"] = {
+                name: {"file": file, "copy": True} if name in self.copy_artifacts else file
+                for name, file in data.pop("artifacts").items()
+            }
         return data
 
     def to_yaml(self) -> str:
@@ -378,7 +392,7 @@ _SCHEMA: dict[str, _Kind] = {
     "allow_external_symlinks": "bool",
     "python": _PYTHON_SCHEMA,
     "docker": _DOCKER_SCHEMA,
-    "artifacts": "text_map",
+    "artifacts": "artifact_map",
 }
 _KIND_NAMES = {
     "text": "a string",
@@ -386,6 +400,7 @@ _KIND_NAMES = {
     "text_list": "a list of strings",
     "text_map": "a mapping of names to strings",
     "env_map": "a mapping of names to strings, or a list of NAME=value strings or name/value mappings",
+    "artifact_map": "a mapping of artifact names to files",
 }
 
 
@@ -431,6 +446,7 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.lines: dict[str, int] = {}
+        self.copied: list[str] = []
 
     def fail(self, line: int, key: str, message: str) -> ConfigError:
         where = f"{self.source}:{line}"
@@ -450,6 +466,7 @@ class _Reader:
         python = self.build(PythonOptions, values.pop("python", None) or {}, "python.")
         docker = self.build(DockerOptions, values.pop("docker", None) or {}, "docker.")
         kwargs = {k: v for k, v in values.items() if v is not None}
+        kwargs["copy_artifacts"] = tuple(self.copied)
         return self.build(BuildConfig, {**kwargs, "python": python, "docker": docker}, "", finish=True)
 
     def build(
@@ -511,6 +528,8 @@ class _Reader:
             return tuple(items)
         if kind == "env_map" and isinstance(node, yaml.SequenceNode):
             return self.env_list(node, key)
+        if kind == "artifact_map" and isinstance(node, yaml.MappingNode):
+            return self.artifact_map(node, key)
         # text_map
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(line, key, f"expected {expected}, got {_describe(node)}")
@@ -526,6 +545,33 @@ class _Reader:
             self.lines[item_key] = key_node.start_mark.line + 1
             out[key_node.value] = self.text(value_node, item_key, "a string")
         return out
+
+    def artifact_map(self, node: yaml.MappingNode, key: str) -> dict[str, str]:
+        """``name: file``, or ``name: {file: path, copy: true}`` for a file copied as it is
+        (the names copied go to ``self.copied``)."""
+        files: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            name = self.text(key_node, key, "a name")
+            item_key = f"{key}.{name}"
+            if item_key in self.lines:
+                raise self.fail(
+                    key_node.start_mark.line + 1,
+                    item_key,
+                    f"appears twice (first on line {self.lines[item_key]})",
+                )
+            self.lines[item_key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.MappingNode):
+                fields = self.mapping(value_node, item_key + ".", {"file": "text", "copy": "bool"})
+                if fields.get("file") is None:
+                    raise self.fail(
+                        value_node.start_mark.line + 1, item_key, "give the file (file: path/to/file)"
+                    )
+                files[name] = fields["file"]
+                if fields.get("copy"):
+                    self.copied.append(name)
+            else:
+                files[name] = self.text(value_node, item_key, "a file path or a mapping with 'file:'")
+        return files
 
     def env_list(self, node: yaml.SequenceNode, key: str) -> dict[str, str]:
         """BentoML's list form of environment variables: ``- NAME=value`` strings, or

@@ -97,7 +97,7 @@ def build(
         )
 
         report(STEPS[1])
-        _pack_artifacts(service, config, build_dir)
+        _pack_artifacts(service, config, build_dir, report, copy=True)
 
         report(STEPS[2])
         env = _env_spec(service, config, build_dir)
@@ -257,8 +257,16 @@ def _is_service(value: Any) -> bool:
     return isinstance(value, Service) or (isinstance(value, type) and issubclass(value, Service))
 
 
-def _pack_artifacts(service: Service, config: BuildConfig, build_dir: Path) -> None:
-    """Load each file under ``artifacts:`` with its kind's loader and pack it."""
+def _pack_artifacts(
+    service: Service,
+    config: BuildConfig,
+    build_dir: Path,
+    report: Progress | None = None,
+    copy: bool = False,
+) -> None:
+    """Load each file under ``artifacts:`` with its kind's loader and pack it; with ``copy``,
+    the files the bentofile marks ``copy: true`` are packed as files, unloaded. ``report`` hears
+    ``"Loading artifact model (model.pkl, 1.2 MB)"`` (or ``Copying``) before each one."""
     declared = service.artifacts.declared
     for name, file in config.artifacts.items():
         key = f"artifacts.{name}"
@@ -269,8 +277,16 @@ def _pack_artifacts(service: Service, config: BuildConfig, build_dir: Path) -> N
                 f"{type(service).__name__} declares no artifact {name!r} "
                 f"(declared: {', '.join(declared) or 'none'}){did_you_mean(name, declared)}",
             )
+        path = build_dir / file
+        copied = copy and name in config.copy_artifacts
+        if report is not None:
+            verb = "Copying" if copied else "Loading"
+            report(f"{verb} artifact {name} ({file}, {_size_text(path.stat().st_size)})")
+        if copied:
+            service.artifacts.pack_file(name, path)
+            continue
         try:
-            obj = artifact.load_file(build_dir / file)
+            obj = artifact.load_file(path)
             service.pack(name, obj)
         except ArtifactError as exc:
             raise ArtifactError(f"{config.where(key)}: {key}: {exc}") from exc
@@ -286,6 +302,14 @@ def _pack_artifacts(service: Service, config: BuildConfig, build_dir: Path) -> N
             f"{type(service).__name__} needs artifact(s) {', '.join(missing)}, which are not packed; "
             f"name their files under 'artifacts:', e.g. '{missing[0]}: path/to/file'",
         )
+
+
+def _size_text(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 def _env_spec(service: Service, config: BuildConfig, build_dir: Path) -> EnvSpec:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import bentolite
 from bentolite import requirements, store
+from bentolite.artifacts import file_sha256
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, ServiceError
 from bentolite.self_wheel import write_wheel
@@ -180,7 +181,13 @@ def save_bundle(
             service_class=type(service).__name__,
             apis=tuple(ApiRecord(**spec.to_dict()) for spec in service.apis.values()),
             artifacts=tuple(
-                ArtifactRecord(name=a.name, kind=a.kind, file=artifact_files[a.name], options=a.options())
+                ArtifactRecord(
+                    name=a.name,
+                    kind=a.kind,
+                    file=artifact_files[a.name],
+                    options=a.options(),
+                    sha256=file_sha256(staging / "artifacts" / artifact_files[a.name]),
+                )
                 for a in service.declared_artifacts()
             ),
             env=env_record,
@@ -274,5 +281,9 @@ def load_bundle(path_or_tag: str | os.PathLike[str], *, load_artifacts: bool = T
         service = cls()
         service._name, service._version, service._bundle_path = meta.name, meta.version, path
         if load_artifacts:
-            service.artifacts.load(path / "artifacts", {a.name: a.file for a in meta.artifacts})
+            service.artifacts.load(
+                path / "artifacts",
+                {a.name: a.file for a in meta.artifacts},
+                {a.name: a.sha256 for a in meta.artifacts if a.sha256},
+            )
     return service

@@ -25,6 +25,7 @@ class ArtifactRecord:
     kind: str
     file: str
     options: dict[str, Any] = attrs.field(factory=dict)
+    sha256: str | None = None  # of the file, checked when the artifact is loaded
 
 
 @attrs.frozen
@@ -78,7 +79,7 @@ class BundleMeta:
             "description": self.description,
             "labels": dict(self.labels),
             "apis": [_drop_none(attrs.asdict(a)) for a in self.apis],
-            "artifacts": [attrs.asdict(a) for a in self.artifacts],
+            "artifacts": [_drop_none(attrs.asdict(a)) for a in self.artifacts],
             "env": dict(self.env),
         }
 

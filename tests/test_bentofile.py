@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def test_every_key_is_read():
         env={"OMP_NUM_THREADS": "1"},
         setup_script="setup.sh",
     )
-    assert config.artifacts == {"model": "model.pkl"}
+    assert config.artifacts == {"model": "model.pkl", "embeddings": "embeddings.pkl"}
+    assert config.copy_artifacts == ("embeddings",)
 
 
 def test_the_example_file_documents_every_key():
@@ -75,6 +77,7 @@ def test_render_round_trips():
         BuildConfig.from_yaml(EXAMPLE.read_text()),
         parse('service: "pkg.svc:Svc"\npython:\n  lock: false\n'),
         parse('service: "a.py:B"\n'),
+        parse('service: "a.py:B"\nartifacts:\n  m: {file: m.pkl, copy: true}\n  n: {file: n.pkl}\n'),
     ):
         assert BuildConfig.from_yaml(config.to_yaml()) == config
 
@@ -281,3 +284,21 @@ def test_docker_env_list_errors_name_the_item(items, line, fragment):
     with pytest.raises(ConfigError) as info:
         BuildConfig.from_yaml("service: a.py:B\ndocker:\n  env:\n" + items, source="bf.yaml")
     assert str(info.value).startswith(f"bf.yaml:{line}: ") and fragment in str(info.value), str(info.value)
+
+
+def test_artifacts_marked_copy():
+    config = parse(
+        "service: a.py:B\nartifacts:\n  a: a.pkl\n  b:\n    file: b.bin\n    copy: true\n  c: {file: c}\n"
+    )
+    assert config.artifacts == {"a": "a.pkl", "b": "b.bin", "c": "c"} and config.copy_artifacts == ("b",)
+    assert config.lines["artifacts.b.copy"] == 6
+    for text, fragment in [
+        ("  b:\n    copy: true\n", "bf.yaml:4: artifacts.b: give the file"),
+        ("  b: {file: x, copy: maybe}\n", "artifacts.b.copy: expected true or false"),
+        ("  b: {fille: x}\n", "unknown key 'artifacts.b.fille'; did you mean 'artifacts.b.file'?"),
+        ("  b: [x]\n", "artifacts.b: expected a file path or a mapping with 'file:', got a list"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(fragment)):
+            BuildConfig.from_yaml("service: a.py:B\nartifacts:\n" + text, source="bf.yaml")
+    with pytest.raises(ConfigError, match="'z' is to be copied but names no file"):
+        BuildConfig(service="a.py:B", artifacts={"a": "a.pkl"}, copy_artifacts=["z"])

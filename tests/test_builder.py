@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import shutil
 import subprocess
@@ -195,7 +196,7 @@ def test_lock_false_keeps_packages_unpinned(greeter_dir):
 def test_progress_reports_each_step_in_order(greeter_dir):
     steps: list[str] = []
     build(greeter_dir / "bentofile.yaml", progress=steps.append)
-    assert steps == list(STEPS)
+    assert steps == [*STEPS[:2], "Loading artifact greeting (greeting.txt, 5 B)", *STEPS[2:]]
 
 
 def test_module_in_a_sub_folder(tmp_path):
@@ -467,3 +468,87 @@ def test_a_build_with_a_link_to_a_secret_fails_in_one_line_exit_2(greeter_dir, t
     bentofile.write_text(bentofile.read_text() + "allow_external_symlinks: true\n")
     src = build(bentofile) / "src"
     assert not (src / "creds.txt").is_symlink() and "hunter2" in (src / "creds.txt").read_text()
+
+
+# --- artifact files copied as they are ------------------------------------------------------------
+
+COPIED = '''
+from bentolite import Service, api, artifacts
+from bentolite.adapters import JsonInput
+from bentolite.artifacts import PickleArtifact
+
+LOADS = []
+
+
+class Counting(PickleArtifact):
+    """A pickle whose loads are counted, to tell a copy from a load."""
+
+    def load_file(self, path):
+        LOADS.append(str(path))
+        return super().load_file(path)
+
+
+@artifacts([Counting("model"), PickleArtifact("table")])
+class Scorer(Service):
+    @api(input=JsonInput())
+    def score(self, x):
+        return self.artifacts.model["w"] * x + len(self.artifacts.table)
+'''
+
+
+@pytest.fixture
+def copied_dir(tmp_path: Path) -> Path:
+    build_dir = write(tmp_path / "scorer", {"scorer.py": COPIED})
+    (build_dir / "model.pkl").write_bytes(pickle.dumps({"w": 3}, protocol=4))
+    (build_dir / "table.pkl").write_bytes(pickle.dumps([1, 2], protocol=4))
+    (build_dir / "bentofile.yaml").write_text(
+        "service: scorer.py:Scorer\nartifacts:\n  model:\n    file: model.pkl\n    copy: true\n"
+        "  table: table.pkl\n"
+    )
+    return build_dir
+
+
+def test_an_artifact_marked_copy_is_copied_byte_for_byte_without_loading(copied_dir):
+    steps: list[str] = []
+    path = build(copied_dir / "bentofile.yaml", progress=steps.append)
+    assert "Copying artifact model (model.pkl, " in " ".join(steps)
+    assert "Loading artifact table (table.pkl, " in " ".join(steps)
+    assert (path / "artifacts/model.pkl").read_bytes() == (copied_dir / "model.pkl").read_bytes()
+    # table was loaded and written again by cloudpickle; model is the user's own bytes
+    records = {a["name"]: a for a in meta_of(path)["artifacts"]}
+    for name in ("model", "table"):
+        digest = hashlib.sha256((path / "artifacts" / records[name]["file"]).read_bytes()).hexdigest()
+        assert records[name]["sha256"] == digest
+    # the build never loaded it (the module is forgotten after the build; load the bundle anew)
+    served = bentolite.load(path)
+    assert served.score(2) == 8
+    assert len(sys.modules[type(served).__module__].LOADS) == 1  # loaded once, when the bundle loaded
+
+
+def test_a_build_copying_an_artifact_needs_no_library_to_unpickle_it(tmp_path):
+    """The file names a class the building process cannot import; a copy does not care."""
+    build_dir = write(tmp_path / "opaque", {"scorer.py": COPIED})
+    # a pickle of a class from a module that is not installed where the build runs
+    (build_dir / "model.pkl").write_bytes(b"\x80\x02cnot_installed\nModel\n)\x81.")
+    (build_dir / "table.pkl").write_bytes(pickle.dumps([1], protocol=4))
+    bentofile = build_dir / "bentofile.yaml"
+    bentofile.write_text("service: scorer.py:Scorer\nartifacts:\n  model: model.pkl\n  table: table.pkl\n")
+    with pytest.raises(ArtifactError, match="No module named 'not_installed'"):
+        build(bentofile)
+    bentofile.write_text(
+        "service: scorer.py:Scorer\nartifacts:\n  model: {file: model.pkl, copy: true}\n  table: table.pkl\n"
+    )
+    path = build(bentofile)
+    assert (path / "artifacts/model.pkl").read_bytes() == (build_dir / "model.pkl").read_bytes()
+    with pytest.raises(ArtifactError, match="No module named 'not_installed'"):
+        bentolite.load(path)  # at serve time the library must be there, as for any pickle
+
+
+def test_a_changed_artifact_file_is_refused_at_load(copied_dir):
+    path = build(copied_dir / "bentofile.yaml")
+    assert bentolite.load(path).score(1) == 5
+    model = path / "artifacts/model.pkl"
+    model.write_bytes(pickle.dumps({"w": 1000}, protocol=4))  # a tampered or damaged copy
+    with pytest.raises(ArtifactError, match=r"artifact 'model': .*model.pkl does not match the SHA-256"):
+        bentolite.load(path)
+    assert bentolite.load(path, load_artifacts=False).name == "Scorer"

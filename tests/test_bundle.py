@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -59,8 +60,9 @@ def test_metadata_records_everything(iris_model):
     clipper_api = next(a for a in meta["apis"] if a["name"] == "predict_clipper")
     assert clipper_api["adapter"]["type"] == "ClipperFloatsInput"
     assert clipper_api["clipper_input_type"] == "floats"
+    digest = hashlib.sha256((path / "artifacts/model.pkl").read_bytes()).hexdigest()
     assert meta["artifacts"] == [
-        {"name": "model", "kind": "PickleArtifact", "file": "model.pkl", "options": {}}
+        {"name": "model", "kind": "PickleArtifact", "file": "model.pkl", "options": {}, "sha256": digest}
     ]
     assert meta["env"]["pip_packages"] == ["scikit-learn"]
 
