@@ -22,8 +22,9 @@ import pathspec
 import yaml
 
 from bentolite import store, yaml_reading
-from bentolite.exceptions import ConfigError
+from bentolite.exceptions import ConfigError, InvalidArgument
 from bentolite.requirements import is_requirement
+from bentolite.requirements import parse as parse_requirement
 from bentolite.service import PYTHON_VERSION_RE
 
 BENTOFILE = "bentofile.yaml"
@@ -146,9 +147,12 @@ def _check_copied(config: Any, names: tuple[str, ...]) -> None:
 def _check_packages(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     for i, package in enumerate(value):
         if not is_requirement(package):
-            raise _FieldError(
-                f"packages[{i}]", f"{package!r} is not a pip requirement such as 'scikit-learn>=1.0'"
-            )
+            try:
+                parse_requirement(package)
+                reason = f"{package!r} is not a pip requirement such as 'scikit-learn>=1.0'"
+            except InvalidArgument as exc:
+                reason = str(exc)
+            raise _FieldError(f"packages[{i}]", reason)
 
 
 def _check_url(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
@@ -225,6 +229,7 @@ class DockerOptions:
     )
     env: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_env_vars)
     setup_script: str | None = attrs.field(default=None, validator=_check_file_key)
+    compile_bytecode: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return _non_default(self)
@@ -371,6 +376,7 @@ _PYTHON_SCHEMA: dict[str, _Kind] = {
     "packages": "text_list",
     "requirements_txt": "text",
     "lock": "bool",
+    "lock_packages": "bool",  # BentoML's name for ``lock``
     "index_url": "text",
     "extra_index_url": "text_list",
 }
@@ -380,6 +386,7 @@ _DOCKER_SCHEMA: dict[str, _Kind] = {
     "system_packages": "text_list",
     "env": "env_map",
     "setup_script": "text",
+    "compile_bytecode": "bool",
 }
 _SCHEMA: dict[str, _Kind] = {
     "service": "text",
@@ -463,7 +470,16 @@ class _Reader:
             raise self.fail(
                 self.lines[""], "service", "missing; name the service, e.g. service: 'service.py:MyService'"
             )
-        python = self.build(PythonOptions, values.pop("python", None) or {}, "python.")
+        python_values = values.pop("python", None) or {}
+        if "lock_packages" in python_values:
+            if "lock" in python_values:
+                raise self.fail(
+                    self.lines["python.lock_packages"],
+                    "python.lock_packages",
+                    f"is another name for python.lock (line {self.lines['python.lock']}); keep one",
+                )
+            python_values["lock"] = python_values.pop("lock_packages")
+        python = self.build(PythonOptions, python_values, "python.")
         docker = self.build(DockerOptions, values.pop("docker", None) or {}, "docker.")
         kwargs = {k: v for k, v in values.items() if v is not None}
         kwargs["copy_artifacts"] = tuple(self.copied)

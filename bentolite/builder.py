@@ -115,6 +115,7 @@ def build(
             index_url=config.python.index_url,
             extra_index_urls=config.python.extra_index_url,
             docker_env=config.docker.env,
+            compile_bytecode=config.docker.compile_bytecode,
         )
 
 

@@ -5,7 +5,7 @@ A bundle is self-contained::
     bentolite.yaml          name, version, APIs, artifacts, env (see bundle_meta.py)
     src/                    the service module (or its package) and included files
     artifacts/              one file per artifact
-    env/requirements.txt    Python requirements, pinned at save time
+    env/requirements.txt    the lock: every distribution the service needs, pinned at save time
     env/wheels/             a wheel of the bentolite that saved the bundle
     env/setup.sh            optional setup script run while building an image
     env/entrypoint.sh       the image's entrypoint
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import logging
 import os
 import platform
 import secrets
@@ -32,13 +33,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+import attrs
+
 import bentolite
+from bentolite import lock as lock_module
 from bentolite import requirements, store
 from bentolite.artifacts import file_sha256
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, ServiceError
 from bentolite.self_wheel import write_wheel
 from bentolite.service import EnvSpec, Service
+
+logger = logging.getLogger(__name__)
 
 SOURCE_ATTR = "__bentolite_source__"
 _SKIP_PARTS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
@@ -94,6 +100,36 @@ def _copy_files(files: Iterable[tuple[str, Path]], destination: Path) -> None:
         shutil.copy2(path, target)
 
 
+def _major_minor(version: str) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def _requirements_text(
+    env: EnvSpec,
+    lock: bool,
+    index_url: str | None,
+    extra_index_urls: list[str],
+) -> tuple[str, list[str], dict[str, object]]:
+    """(``env/requirements.txt``, the pinned requested lines, what bentolite.yaml records)."""
+    lines = requirements.resolve_lines(env.pip_packages, env.requirements_txt_file, lock=lock)
+    # Index options go first in requirements.txt, so a plain `pip install -r` honours them.
+    options = [f"--index-url {index_url}"] if index_url else []
+    options += [f"--extra-index-url {url}" for url in extra_index_urls]
+    options += [line.text for line in lines if line.is_option and line.text not in options]
+    requested = [line.text for line in lines if not line.is_option]
+    if not lock:
+        return "".join(f"{line}\n" for line in [*options, *requested]), requested, {"locked": False}
+    locked = lock_module.lock(
+        lines,
+        python_version=env.python_version,
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
+    )
+    locked = attrs.evolve(locked, options=tuple(options))
+    record = {"locked": locked.complete, "lock_hashes": locked.hashed}
+    return locked.render(), requested, record
+
+
 def _env_record(
     env: EnvSpec,
     staging: Path,
@@ -104,12 +140,9 @@ def _env_record(
 ) -> dict[str, object]:
     env_dir = staging / "env"
     env_dir.mkdir(parents=True)
-    lines = requirements.resolve(env.pip_packages, env.requirements_txt_file, lock=lock)
-    # Index options go first in requirements.txt, so a plain `pip install -r` honours them.
     extra_index_urls = list(extra_index_urls)
-    options = [f"--index-url {index_url}"] if index_url else []
-    options += [f"--extra-index-url {url}" for url in extra_index_urls]
-    (env_dir / "requirements.txt").write_text("".join(f"{line}\n" for line in [*options, *lines]))
+    text, requested, lock_record = _requirements_text(env, lock, index_url, extra_index_urls)
+    (env_dir / "requirements.txt").write_text(text)
     wheel = write_wheel(env_dir / "wheels")
     setup_sh = None
     if env.setup_sh:
@@ -121,6 +154,8 @@ def _env_record(
         "python_version": env.python_version,
         "pip_packages": list(env.pip_packages),
         "requirements_txt": "env/requirements.txt",
+        "requirements": requested,
+        **lock_record,
         "system_packages": list(env.system_packages),
         "docker_base_image": env.docker_base_image,
         "setup_sh": setup_sh,
@@ -129,6 +164,38 @@ def _env_record(
         "pip_extra_index_urls": extra_index_urls,
         "docker_env": dict(docker_env or {}),
     }
+
+
+def warn_if_python_differs(image_python: str | None, pickled_with: str, where: str) -> None:
+    """Warn when the image's Python (major.minor) is not the one that pickled the artifacts."""
+    if image_python and _major_minor(image_python) != _major_minor(pickled_with):
+        logger.warning(
+            "%s: the image runs Python %s but the artifacts were pickled on Python %s; they may "
+            "not load there (set docker.python_version to %s, or save on Python %s)",
+            where,
+            _major_minor(image_python),
+            _major_minor(pickled_with),
+            _major_minor(pickled_with),
+            _major_minor(image_python),
+        )
+
+
+def runtime_warnings(meta: BundleMeta) -> list[str]:
+    """How the running Python, cloudpickle and numpy differ from those that saved the bundle."""
+    found = []
+    running = platform.python_version()
+    if _major_minor(running) != _major_minor(meta.python_version):
+        found.append(
+            f"Python {_major_minor(running)} runs it, Python {_major_minor(meta.python_version)} saved it"
+        )
+    current = lock_module.runtime_versions(meta.pickled_with)
+    for name, saved in meta.pickled_with.items():
+        now = current.get(name)
+        if now is None:
+            found.append(f"{name} {saved} saved it and is not installed here")
+        elif now.split(".")[0] != str(saved).split(".")[0]:
+            found.append(f"{name} {now} is installed, {name} {saved} saved it")
+    return found
 
 
 def save_bundle(
@@ -144,13 +211,16 @@ def save_bundle(
     index_url: str | None = None,
     extra_index_urls: Iterable[str] = (),
     docker_env: Mapping[str, str] | None = None,
+    compile_bytecode: bool = True,
 ) -> Path:
     """Write ``service`` as a bundle; returns the bundle directory.
 
     With no ``target`` the bundle goes to the store under ``<name>/<version>``. ``extra_files``
     are (path inside ``src/``, file) pairs copied next to the service module. ``env`` replaces
     the service's ``@env`` record; ``index_url``/``extra_index_urls`` become pip options in
-    ``env/requirements.txt``; ``docker_env`` is recorded for the image's environment variables.
+    ``env/requirements.txt``; ``docker_env`` is recorded for the image's environment variables;
+    ``compile_bytecode=False`` leaves bytecode out of its images. ``lock=False`` writes the
+    requirements as given instead of the full lock.
     """
     service.check_ready_to_save()
     name = store.check_name(service.name)
@@ -168,9 +238,10 @@ def save_bundle(
         staging.mkdir()
         _copy_files([*files, *extra_files], staging / "src")
         artifact_files = service.artifacts.save(staging / "artifacts")
-        env_record = _env_record(
-            env or service.env_spec(), staging, lock, index_url, extra_index_urls, docker_env
-        )
+        env_spec = env or service.env_spec()
+        warn_if_python_differs(env_spec.python_version, platform.python_version(), f"saving {name}")
+        env_record = _env_record(env_spec, staging, lock, index_url, extra_index_urls, docker_env)
+        env_record["compile_bytecode"] = compile_bytecode
         meta = BundleMeta(
             name=name,
             version=version,
@@ -191,6 +262,7 @@ def save_bundle(
                 for a in service.declared_artifacts()
             ),
             env=env_record,
+            pickled_with=dict(lock_module.runtime_versions()),
             labels=dict(labels or {}),
             description=description if description is not None else (type(service).__doc__ or ""),
         )
@@ -275,6 +347,11 @@ def load_bundle(path_or_tag: str | os.PathLike[str], *, load_artifacts: bool = T
     """Load the service in a bundle directory or a store tag (artifacts loaded unless told not)."""
     path = store.resolve(path_or_tag)
     meta = BundleMeta.read(path)
+    differences = runtime_warnings(meta)
+    if differences:
+        logger.warning(
+            "loading %s where its artifacts may not unpickle: %s", meta.tag, "; ".join(differences)
+        )
     src = (path / "src").resolve()
     with _own_sibling_modules(src):
         cls = _import_service_class(src, meta.module, meta.service_class)

@@ -56,6 +56,8 @@ class BundleMeta:
     apis: tuple[ApiRecord, ...] = ()
     artifacts: tuple[ArtifactRecord, ...] = ()
     env: dict[str, Any] = attrs.field(factory=dict)
+    #: versions of the packages that wrote the artifacts (cloudpickle, numpy), checked at load
+    pickled_with: dict[str, str] = attrs.field(factory=dict)
     labels: dict[str, str] = attrs.field(factory=dict)
     description: str = ""
     format_version: int = FORMAT_VERSION
@@ -81,6 +83,7 @@ class BundleMeta:
             "apis": [_drop_none(attrs.asdict(a)) for a in self.apis],
             "artifacts": [_drop_none(attrs.asdict(a)) for a in self.artifacts],
             "env": dict(self.env),
+            "pickled_with": dict(self.pickled_with),
         }
 
     def to_yaml(self) -> str:
@@ -106,6 +109,7 @@ class BundleMeta:
                 apis=tuple(ApiRecord(**a) for a in data.get("apis") or ()),
                 artifacts=tuple(ArtifactRecord(**a) for a in data.get("artifacts") or ()),
                 env=dict(data.get("env") or {}),
+                pickled_with={str(k): str(v) for k, v in (data.get("pickled_with") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{source}: missing or invalid field ({exc})") from exc

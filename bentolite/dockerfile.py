@@ -9,16 +9,32 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
+from bentolite import image_slim
 from bentolite.bundle_meta import ApiRecord, BundleMeta
 from bentolite.exceptions import InvalidArgument, NotFound
+from bentolite.lock import logical_lines
 from bentolite.templating import render
 
 TARGETS = ("http", "clipper")
 HTTP_PORT = 3000
 #: where the entrypoint script sits in the build context
 ENTRYPOINT_FILE = "env/entrypoint.sh"
+#: where the image-trimming script (bentolite/image_slim.py) sits in the build context
+SLIM_FILE = "env/slim.py"
+#: where the bundle goes in an HTTP image
+HTTP_BUNDLE_DIR = "/bundle"
+#: what the bundle holds besides artifacts/, in the order the image copies it (folders first)
+BUNDLE_DIRS = ("env", "src")
+BUNDLE_FILES = ("bentolite.yaml", "README.md")
+#: docker.env variables an install step may read; they are set before the installs, the rest after
+INSTALL_ENV_RE = re.compile(
+    r"^((?i:(http|https|ftp|all|no)_proxy)|PIP_\w+|UV_\w+|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE"
+    r"|CURL_CA_BUNDLE|DEBIAN_FRONTEND)$"
+)
 #: uid and gid of the unprivileged user images run as
 USER_ID = 10001
 
@@ -29,6 +45,16 @@ CLIPPER_METRICS_PORT = 1390
 CLIPPER_READY_FILE = "/model_is_ready.check"
 #: where the runtime writes it (the user cannot write to /); the file above links here
 READY_DIR = "/run/bentolite"
+#: the HTTP entrypoint writes the port it serves on here; the HEALTHCHECK reads it
+PORT_FILE = f"{READY_DIR}/port"
+#: the HTTP HEALTHCHECK: /healthz on the recorded port, else the one the variables name
+HEALTHCHECK = (
+    "import os, urllib.request; "
+    f"f = '{PORT_FILE}'; "
+    "p = open(f).read().strip() if os.path.exists(f) else "
+    f"os.environ.get('BENTOLITE_PORT') or os.environ.get('PORT') or '{HTTP_PORT}'; "
+    "urllib.request.urlopen('http://127.0.0.1:%s/healthz' % p, timeout=2)"
+)
 
 
 def default_base_image(meta: BundleMeta) -> str:
@@ -94,9 +120,12 @@ def image_labels(
     api: ApiRecord | None,
     base_image: str,
     requirements: list[str] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """OCI annotations plus bentolite's own: bundle tag, target, APIs, frozen requirements."""
-    labels = {
+    """The bundle's labels (bentofile ``labels:``) and ``extra_labels`` (``containerize
+    --label``), then OCI annotations and bentolite's own: bundle tag, target, APIs, the lock."""
+    labels = {**meta.labels, **dict(extra_labels or {})}
+    labels |= {
         "org.opencontainers.image.title": meta.name,
         "org.opencontainers.image.version": meta.version,
         "org.opencontainers.image.created": meta.created_at,
@@ -129,16 +158,25 @@ def image_labels(
     return labels
 
 
+def install_env(docker_env: Mapping[str, object]) -> tuple[dict[str, str], dict[str, str]]:
+    """``docker.env`` split into (what an install may read, the rest)."""
+    before = {k: str(v) for k, v in docker_env.items() if INSTALL_ENV_RE.match(k)}
+    return before, {k: str(v) for k, v in docker_env.items() if k not in before}
+
+
 def _context(
     meta: BundleMeta,
     target: str,
     api: str | None,
     base_image: str | None,
     requirements: list[str] | None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     record = target_api(meta, target, api)
     base = base_image or default_base_image(meta)
     wheel = str(meta.env["bentolite_wheel"])
+    before, after = install_env(meta.env.get("docker_env") or {})
+    labels = image_labels(meta, target, record, base, requirements, extra_labels)
     return {
         "meta": meta,
         "target": target,
@@ -147,8 +185,18 @@ def _context(
         "wheel": wheel,
         "wheel_name": posixpath.basename(wheel),
         "system_packages": list(meta.env.get("system_packages") or []),
-        "docker_env": [(key, quote(str(value))) for key, value in (meta.env.get("docker_env") or {}).items()],
+        "install_env": [(key, quote(value)) for key, value in before.items()],
+        "runtime_env": [(key, quote(value)) for key, value in after.items()],
         "setup_sh": meta.env.get("setup_sh"),
+        "locked": bool(meta.env.get("locked")),
+        "compile_bytecode": bool(meta.env.get("compile_bytecode", True)),
+        "slim": SLIM_FILE,
+        "bundle_dir": CLIPPER_MODEL_PATH if target == "clipper" else HTTP_BUNDLE_DIR,
+        "bundle_dirs": BUNDLE_DIRS,
+        "bundle_files": BUNDLE_FILES,
+        "healthcheck": HEALTHCHECK,
+        "port_file": PORT_FILE,
+        "run_dir": READY_DIR,
         "entrypoint": ENTRYPOINT_FILE,
         "uid": USER_ID,
         "port": HTTP_PORT,
@@ -158,10 +206,7 @@ def _context(
         "clipper_ready_file": CLIPPER_READY_FILE,
         "ready_dir": READY_DIR,
         "ready_file": f"{READY_DIR}/{posixpath.basename(CLIPPER_READY_FILE)}",
-        "labels": [
-            (key, quote(value))
-            for key, value in image_labels(meta, target, record, base, requirements).items()
-        ],
+        "labels": [(key, quote(value)) for key, value in labels.items()],
     }
 
 
@@ -171,12 +216,14 @@ def render_dockerfile(
     api: str | None = None,
     base_image: str | None = None,
     requirements: list[str] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> str:
     """The Dockerfile for ``target`` ("http", or "clipper" serving one ``api``).
 
-    ``requirements`` (the bundle's frozen requirement lines) become a label when given.
+    ``requirements`` (the bundle's locked requirement lines) become a label when given;
+    ``extra_labels`` are image labels added to the bundle's own.
     """
-    context = _context(meta, target, api, base_image, requirements)
+    context = _context(meta, target, api, base_image, requirements, extra_labels)
     return render(f"Dockerfile.{target}.j2", **context)
 
 
@@ -189,12 +236,13 @@ def render_dockerignore() -> str:
 
 
 def read_requirements(bundle_dir: Path, meta: BundleMeta) -> list[str]:
-    """The bundle's requirement lines, without pip options (an index URL may hold a password)."""
+    """The bundle's requirement lines, without pip options (an index URL may hold a password)
+    or hashes."""
     path = Path(bundle_dir) / str(meta.env.get("requirements_txt") or "env/requirements.txt")
     if not path.is_file():
         return []
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line and not line.startswith(("-", "#"))]
+    lines = logical_lines(path.read_text(encoding="utf-8"))
+    return [line.split(" --hash", 1)[0] for line in lines if not line.startswith("-")]
 
 
 def write_docker_files(
@@ -203,14 +251,18 @@ def write_docker_files(
     target: str = "http",
     api: str | None = None,
     base_image: str | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``Dockerfile``, ``.dockerignore`` and the entrypoint into a bundle directory, which
-    then builds the ``target`` image as it stands."""
+    """Write ``Dockerfile``, ``.dockerignore``, the entrypoint and ``env/slim.py`` into a bundle
+    directory, which then builds the ``target`` image as it stands."""
     directory = Path(directory)
     requirements = read_requirements(directory, meta)
     (directory / "Dockerfile").write_text(
-        render_dockerfile(meta, target, api, base_image, requirements), encoding="utf-8"
+        render_dockerfile(meta, target, api, base_image, requirements, extra_labels), encoding="utf-8"
     )
+    (directory / "artifacts").mkdir(exist_ok=True)  # the image copies it even when empty
+    (directory / SLIM_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (directory / SLIM_FILE).write_text(Path(image_slim.__file__).read_text(encoding="utf-8"))
     (directory / ".dockerignore").write_text(render_dockerignore(), encoding="utf-8")
     entrypoint = directory / ENTRYPOINT_FILE
     entrypoint.parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 import attrs
 
 from bentolite import image_names, store
+from bentolite.bundle import warn_if_python_differs
 from bentolite.bundle_meta import BundleMeta
-from bentolite.dockerfile import target_api, write_docker_files
+from bentolite.dockerfile import default_base_image, target_api, write_docker_files
 from bentolite.exceptions import BuildError, BundleError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -102,20 +103,31 @@ def write_build_context(
     target: str = "http",
     api: str | None = None,
     base_image: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the complete build context of the ``target`` image into ``out_dir`` (which must not
-    exist or be empty); ``docker build out_dir`` then builds it. Needs no Docker engine."""
+    exist or be empty); ``docker build out_dir`` then builds it. Needs no Docker engine.
+    ``labels`` are image labels added to the bundle's own."""
     source = bundle_path(bundle_or_tag)
     meta = BundleMeta.read(source)
     api = _api_name(meta, target, api)
+    warn_if_python_differs(
+        image_python(base_image or default_base_image(meta)), meta.python_version, f"building {meta.tag}"
+    )
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidArgument(f"{out} already exists and is not an empty directory; choose another")
     if out.exists():
         out.rmdir()
     shutil.copytree(source, out, ignore=_CONTEXT_IGNORE)
-    write_docker_files(out, meta, target, api, base_image)
+    write_docker_files(out, meta, target, api, base_image, labels)
     return out
+
+
+def image_python(base_image: str) -> str | None:
+    """The Python of an official-style base image (``python:3.11-slim`` -> ``3.11``), or None."""
+    match = re.match(r"^(?:.*/)?python:(3\.\d+)", base_image)
+    return match.group(1) if match else None
 
 
 # --- the engine --------------------------------------------------------------------------------
@@ -276,6 +288,7 @@ def containerize(
     build_args: Mapping[str, str] | None = None,
     no_cache: bool = False,
     push: bool = False,
+    labels: Mapping[str, str] | None = None,
     on_event: EventHandler | None = None,
     docker_client: Any = None,
 ) -> str:
@@ -287,6 +300,7 @@ def containerize(
     serves (default: the only API with a Clipper adapter). ``base_image`` replaces the base
     chosen by ``@env``/the bentofile (default ``python:<major.minor>-slim``). ``build_args`` are
     Docker build arguments; ``push=True`` pushes the image to the registry its name starts with.
+    ``labels`` are image labels added to the bundle's own (its bentofile ``labels:``).
     ``on_event`` receives every :class:`BuildEvent`; ``docker_client`` is a
     ``docker.DockerClient`` or ``docker.APIClient`` (default: from ``DOCKER_HOST``).
     """
@@ -302,7 +316,7 @@ def containerize(
     client = api_client(docker_client)
     try:
         with tempfile.TemporaryDirectory(prefix="bentolite-build-") as tmp:
-            context_dir = write_build_context(source, Path(tmp) / "context", target, api, base_image)
+            context_dir = write_build_context(source, Path(tmp) / "context", target, api, base_image, labels)
             image_id = build_image(
                 client,
                 context_dir,

@@ -40,8 +40,8 @@ def _package_files() -> list[tuple[str, Path]]:
 
 
 #: what only the machine that builds images needs; a bundle's image runs without them, so the
-#: bundled wheel moves them to the extra ``build`` (one fewer docker SDK and rich per image)
-BUILD_ONLY = frozenset({"docker", "rich"})
+#: bundled wheel moves them to the extra ``build`` (no docker SDK, rich or uv in an image)
+BUILD_ONLY = frozenset({"docker", "rich", "uv"})
 
 
 def _requirements() -> list[str]:
@@ -60,6 +60,11 @@ def _requirements() -> list[str]:
             requirement = f"{base.strip()}; ({marker.strip()}) and {extra}" if marker else f"{base}; {extra}"
         lines.append(requirement)
     return lines
+
+
+def runtime_requirements() -> list[str]:
+    """What the bundled wheel needs to run: its requirements less the build-only extra."""
+    return [r for r in _requirements() if "extra ==" not in r]
 
 
 def _metadata_text() -> str:

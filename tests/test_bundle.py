@@ -67,11 +67,24 @@ def test_metadata_records_everything(iris_model):
     assert meta["env"]["pip_packages"] == ["scikit-learn"]
 
 
-def test_requirements_are_pinned_to_installed_versions(iris_model):
-    import sklearn
+def test_requirements_are_the_full_lock_of_what_is_installed(iris_model):
+    from importlib.metadata import version
+
+    from bentolite.lock import read_pins
 
     path = Path(iris(iris_model).save())
-    assert (path / "env/requirements.txt").read_text() == f"scikit-learn=={sklearn.__version__}\n"
+    pins = read_pins((path / "env/requirements.txt").read_text())
+    # the service's package, what it needs, and what bentolite needs to serve it
+    for name in ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl", "cloudpickle", "pandas"):
+        assert pins[name] == version(name), name
+    for name in ("starlette", "uvicorn", "pyyaml", "attrs", "click", "pyzmq", "packaging"):
+        assert pins[name] == version(name), name
+    # not: bentolite (its wheel is in the bundle), what only builds images, test tools
+    assert not {"bentolite", "docker", "rich", "uv", "pytest", "ruff"} & set(pins)
+    meta = yaml.safe_load((path / "bentolite.yaml").read_text())
+    assert meta["env"]["requirements"] == [f"scikit-learn=={version('scikit-learn')}"]
+    assert meta["env"]["locked"] is True
+    assert meta["pickled_with"] == {"cloudpickle": version("cloudpickle"), "numpy": version("numpy")}
 
 
 def test_bundle_carries_an_installable_bentolite_wheel(iris_model):

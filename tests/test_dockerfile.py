@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from bentolite.dockerfile import (
     default_base_image,
     image_labels,
     quote,
+    read_requirements,
     render_dockerfile,
     render_dockerignore,
     render_entrypoint,
@@ -55,6 +57,7 @@ def make_meta(**env: object) -> BundleMeta:
             "system_packages": [],
             "setup_sh": None,
             "docker_base_image": None,
+            "locked": True,
             **env,
         },
         description='Predicts the iris species.\n\nA "quoted" $HOME line.',
@@ -102,28 +105,55 @@ def test_layers_are_ordered_for_caching(target: str) -> None:
     steps = instructions(render_dockerfile(meta, target))
     keywords = [k for k, _ in steps]
     assert keywords[:2] == ["ARG", "FROM"]
-    apt = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "apt-get install" in a)
-    requirements = keywords.index("COPY")
-    pip = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install" in a)
-    setup = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "setup.sh" in a)
-    bundle = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and a.endswith((" /bundle", " /model")))
-    assert apt < requirements < pip < setup < bundle
-    assert steps[requirements][1] == "env/requirements.txt /opt/bentolite/requirements.txt"
-    assert steps[requirements + 1][1].startswith("env/wheels/bentolite-0.1.0-py3-none-any.whl ")
+
+    def index(keyword: str, needle: str) -> int:
+        (found,) = [i for i, (k, a) in enumerate(steps) if k == keyword and needle in a]
+        return found
+
+    apt = index("RUN", "apt-get install")
+    lock_copy = index("COPY", "env/requirements.txt")
+    lock_install = index("RUN", "-r /opt/bentolite/requirements.txt")
+    wheel_copy = index("COPY", "env/wheels/")
+    wheel_install = index("RUN", "pip install --no-cache-dir --no-compile --no-deps /opt/bentolite/bentolite")
+    setup = index("RUN", "setup.sh")
+    user = index("RUN", "useradd")
+    bundle_dir = "/model" if target == "clipper" else "/bundle"
+    artifacts = index("COPY", f"artifacts {bundle_dir}/artifacts")
+    source = index("COPY", f"src {bundle_dir}/src")
+    assert apt < lock_copy < lock_install < wheel_copy < wheel_install < setup < user < artifacts < source
+    assert steps[lock_copy][1] == "env/requirements.txt /opt/bentolite/requirements.txt"
     assert "libgomp1 curl" in steps[apt][1] and "rm -rf /var/lib/apt/lists/*" in steps[apt][1]
+    # the artifacts are copied once, on their own; nothing else copies the whole bundle
+    assert not [a for k, a in steps if k == "COPY" and a.split()[-2:-1] == ["."]]
+    assert sum("artifacts" in a for k, a in steps if k == "COPY") == 1
     # nothing that changes per bundle version comes before the bundle itself
-    assert "20240102030405" not in "".join(a for _, a in steps[:bundle])
-    assert keywords.index("LABEL") > bundle
+    assert "20240102030405" not in "".join(a for _, a in steps[:artifacts])
+    assert keywords.index("LABEL") > source
     assert keywords[-1] == "ENTRYPOINT" and steps[-1][1] == '["/usr/local/bin/bentolite-entrypoint"]'
 
 
 @pytest.mark.parametrize("target", ["http", "clipper"])
-def test_pip_keeps_no_cache(target: str) -> None:
+def test_pip_installs_the_lock_as_it_is(target: str) -> None:
     steps = instructions(render_dockerfile(make_meta(), target))
-    (pip,) = [a for k, a in steps if k == "RUN" and "pip install" in a]
-    assert "--no-cache-dir" in pip and "-r /opt/bentolite/requirements.txt" in pip
-    assert pip.count("/opt/bentolite/bentolite-0.1.0-py3-none-any.whl") == 1
+    lock, wheel = [a for k, a in steps if k == "RUN" and "pip install" in a]
+    assert "--no-cache-dir" in lock and "--no-deps -r /opt/bentolite/requirements.txt" in lock
+    assert "--no-deps /opt/bentolite/bentolite-0.1.0-py3-none-any.whl" in wheel
     assert "PIP_NO_CACHE_DIR=1" in next(a for k, a in steps if k == "ENV")
+    # loose requirements (python.lock: false) let pip resolve the dependencies
+    loose = [a for k, a in instructions(render_dockerfile(make_meta(locked=False), target)) if k == "RUN"]
+    assert not any("--no-deps" in a for a in loose)
+
+
+@pytest.mark.parametrize("target", ["http", "clipper"])
+def test_bytecode_is_compiled_unless_turned_off(target: str) -> None:
+    runs = [a for k, a in instructions(render_dockerfile(make_meta(), target)) if k == "RUN"]
+    assert sum("/opt/bentolite/slim.py --compile" in a for a in runs) == 2
+    assert any("compileall" in a and a.endswith("/src") for a in runs)
+    off = [
+        a for k, a in instructions(render_dockerfile(make_meta(compile_bytecode=False), target)) if k == "RUN"
+    ]
+    assert not any("--compile" in a or "compileall" in a for a in off)
+    assert sum("/opt/bentolite/slim.py" in a for a in off) == 2  # trimming stays
 
 
 @pytest.mark.parametrize("target", ["http", "clipper"])
@@ -131,19 +161,53 @@ def test_runs_as_an_unprivileged_user(target: str) -> None:
     steps = instructions(render_dockerfile(make_meta(), target))
     assert ("USER", "10001") in steps
     assert any(k == "RUN" and "useradd --create-home --uid 10001" in a for k, a in steps)
-    (bundle_copy,) = [a for k, a in steps if k == "COPY" and a.startswith("--chown")]
-    assert bundle_copy.startswith("--chown=10001:10001 . ")
+    bundle_copies = [a for k, a in steps if k == "COPY" and (" /bundle" in a or " /model" in a)]
+    assert len(bundle_copies) == 4 and all(a.startswith("--chown=10001:10001 ") for a in bundle_copies)
     assert [k for k, _ in steps].index("USER") > [k for k, _ in steps].index("RUN")
 
 
-def test_http_image_serves_the_bundle_and_checks_healthz() -> None:
+def test_http_image_serves_the_bundle_and_checks_the_recorded_port() -> None:
     dockerfile = render_dockerfile(make_meta(), "http")
     steps = instructions(dockerfile)
     assert ("EXPOSE", "3000") in steps and ("WORKDIR", "/bundle") in steps
     (health,) = [a for k, a in steps if k == "HEALTHCHECK"]
-    assert "http://127.0.0.1:3000/healthz" in health
-    entrypoint = render_entrypoint(make_meta(), "http")
-    assert 'exec bentolite serve /bundle --host 0.0.0.0 --port 3000 "$@"' in entrypoint
+    assert "/run/bentolite/port" in health and "/healthz" in health
+    (user_setup,) = [a for k, a in steps if k == "RUN" and "useradd" in a]
+    assert "chown 10001:10001 /run/bentolite" in user_setup
+
+
+def test_healthcheck_reads_the_recorded_port(tmp_path: Path) -> None:
+    from live_server import free_port
+
+    from bentolite.dockerfile import HEALTHCHECK, PORT_FILE
+
+    code = HEALTHCHECK.replace(PORT_FILE, str(tmp_path / "port"))
+    port = free_port()
+    check = lambda **env: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True
+    )
+    import http.server
+    import threading
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert check(PORT=str(port)).returncode == 0  # no file: the variables' port
+        assert check(BENTOLITE_PORT=str(port), PORT="1").returncode == 0
+        assert check().returncode != 0  # 3000: nothing there
+        (tmp_path / "port").write_text(f"{port}\n")
+        assert check(PORT="1").returncode == 0  # the recorded port wins
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_clipper_image_layout() -> None:
@@ -221,11 +285,29 @@ def test_dockerignore_keeps_caches_out() -> None:
 
 def test_entrypoint_runs_other_commands_and_passes_options(tmp_path: Path) -> None:
     script = tmp_path / "entrypoint.sh"
-    script.write_text(render_entrypoint(make_meta(), "http").replace("exec bentolite", "exec echo bentolite"))
-    run = lambda *args: subprocess.run(["sh", str(script), *args], capture_output=True, text=True).stdout  # noqa: E731
-    assert run() == "bentolite serve /bundle --host 0.0.0.0 --port 3000\n"
-    assert run("--workers", "2") == "bentolite serve /bundle --host 0.0.0.0 --port 3000 --workers 2\n"
-    assert run("echo", "hello") == "hello\n"
+    port_file = tmp_path / "port"
+    text = render_entrypoint(make_meta(), "http").replace("exec bentolite", "exec echo bentolite")
+    script.write_text(text.replace("/run/bentolite/port", str(port_file)))
+
+    def run(*args: str, **env: str) -> tuple[str, str]:
+        out = subprocess.run(
+            ["sh", str(script), *args],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], **env},
+        ).stdout
+        return out, port_file.read_text().strip() if port_file.exists() else ""
+
+    serve = "bentolite serve /bundle --host 0.0.0.0 --port"
+    assert run() == (f"{serve} 3000\n", "3000")
+    assert run("--workers", "2") == (f"{serve} 3000 --workers 2\n", "3000")
+    # --port > BENTOLITE_PORT > PORT > 3000; the recorded port is the one served
+    assert run(PORT="8080") == (f"{serve} 8080\n", "8080")
+    assert run(PORT="8080", BENTOLITE_PORT="9090") == (f"{serve} 9090\n", "9090")
+    assert run("--port", "7070", PORT="8080") == (f"{serve} 7070 --port 7070\n", "7070")
+    assert run("--port=6060", BENTOLITE_PORT="9090")[1] == "6060"
+    assert run(BENTOLITE_HOST="127.0.0.1")[0] == "bentolite serve /bundle --host 127.0.0.1 --port 3000\n"
+    assert run("echo", "hello")[0] == "hello\n"
 
 
 def test_write_docker_files(tmp_path: Path) -> None:
@@ -248,20 +330,32 @@ def test_saved_bundle_builds_the_http_image_as_it_stands(tmp_path: Path, iris_mo
     path = Path(svc.save_to_dir(tmp_path / "bundle"))
     meta = BundleMeta.read(path)
     assert (path / "Dockerfile").read_text() == render_dockerfile(
-        meta, "http", requirements=(path / "env" / "requirements.txt").read_text().split()
+        meta, "http", requirements=read_requirements(path, meta)
     )
+    assert (path / "env" / "slim.py").is_file() and (path / "artifacts").is_dir()
     assert (path / "env" / "entrypoint.sh").read_text() == render_entrypoint(meta, "http")
     assert (path / ".dockerignore").is_file()
 
 
-def test_bundle_environment_variables_precede_the_installs() -> None:
-    meta = make_meta(docker_env={"HTTP_PROXY": "http://proxy:3128", "GREETING": 'say "hi" $USER'})
-    steps = instructions(render_dockerfile(meta, "http"))
+def test_only_the_variables_installs_read_precede_them() -> None:
+    docker_env = {
+        "HTTP_PROXY": "http://proxy:3128",
+        "no_proxy": "localhost",
+        "PIP_INDEX_URL": "https://pypi.example.com/simple",
+        "GREETING": 'say "hi" $USER',
+        "OMP_NUM_THREADS": "1",
+    }
+    steps = instructions(render_dockerfile(make_meta(docker_env=docker_env, setup_sh="env/setup.sh"), "http"))
     envs = [i for i, (k, _) in enumerate(steps) if k == "ENV"]
-    pip = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install" in a)
-    assert len(envs) == 2 and envs[1] < pip
+    first_pip = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install" in a)
+    setup = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "setup.sh" in a)
+    artifacts = next(i for i, (k, a) in enumerate(steps) if k == "COPY" and "artifacts" in a)
+    assert len(envs) == 3 and envs[1] < first_pip and setup < envs[2] < artifacts
+    assert steps[envs[1]][1] == (
+        'HTTP_PROXY="http://proxy:3128" no_proxy="localhost" PIP_INDEX_URL="https://pypi.example.com/simple"'
+    )
     # Docker unescapes \" and \$ inside double quotes, so the value arrives as written
-    assert steps[envs[1]][1] == 'HTTP_PROXY="http://proxy:3128" GREETING="say \\"hi\\" \\$USER"'
+    assert steps[envs[2]][1] == 'GREETING="say \\"hi\\" \\$USER" OMP_NUM_THREADS="1"'
 
 
 def test_requirements_label_leaves_pip_options_out(tmp_path: Path) -> None:

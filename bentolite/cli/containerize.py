@@ -9,13 +9,14 @@ import click
 from bentolite.exceptions import BuildError, InvalidArgument
 
 
-def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
+def parse_build_args(values: tuple[str, ...], option: str = "--build-arg") -> dict[str, str]:
+    """``("K=V", ...)`` as a mapping; ``option`` names the option in the error."""
     args = {}
     for value in values:
         key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"--build-arg {value!r}: expected KEY=VALUE")
-        args[key] = val
+        if not sep or not key.strip():
+            raise InvalidArgument(f"{option} {value!r}: expected KEY=VALUE")
+        args[key.strip()] = val
     return args
 
 
@@ -35,6 +36,13 @@ def parse_build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--build-arg", "build_args", multiple=True, metavar="K=V", help="A build argument (repeatable)."
 )
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="K=V",
+    help="An image label besides the bundle's own (repeatable).",
+)
 @click.option("--no-cache", is_flag=True, help="Build every layer again.")
 @click.option("--push", is_flag=True, help="Push the image to the registry its name starts with.")
 @click.option(
@@ -50,6 +58,7 @@ def containerize(
     base_image: str | None,
     platform: str | None,
     build_args: tuple[str, ...],
+    labels: tuple[str, ...],
     no_cache: bool,
     push: bool,
     output_context: Path | None,
@@ -62,6 +71,7 @@ def containerize(
     from bentolite import image_build as build
 
     args = parse_build_args(build_args)
+    image_labels = parse_build_args(labels, "--label")
     if output_context is not None:
         if push:
             raise InvalidArgument("--output-context builds nothing to push; drop --push")
@@ -70,7 +80,7 @@ def containerize(
         from bentolite.bundle_meta import BundleMeta
         from bentolite.dockerfile import target_api
 
-        path = build.write_build_context(bundle, output_context, target, api, base_image)
+        path = build.write_build_context(bundle, output_context, target, api, base_image, image_labels)
         meta = BundleMeta.read(path)
         served = target_api(meta, target, api)
         name = build.image_name(meta, target, served.name if served else None, image)
@@ -95,6 +105,7 @@ def containerize(
                 build_args=args,
                 no_cache=no_cache,
                 push=push,
+                labels=image_labels,
                 on_event=display,
             )
     except BuildError as exc:
