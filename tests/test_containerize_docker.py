@@ -24,8 +24,8 @@ from live_server import free_port
 
 from bentolite.bundle_meta import BundleMeta
 from bentolite.cli.main import cli
-from bentolite.dockerfile import read_requirements
 from bentolite.clipper.protocol import InputType
+from bentolite.dockerfile import read_requirements
 from bentolite.image_build import BuildEvent, containerize
 
 pytestmark = pytest.mark.docker

@@ -202,9 +202,10 @@ def test_healthcheck_reads_the_recorded_port(tmp_path: Path) -> None:
     try:
         assert check(PORT=str(port)).returncode == 0  # no file: the variables' port
         assert check(BENTOLITE_PORT=str(port), PORT="1").returncode == 0
-        assert check().returncode != 0  # 3000: nothing there
+        closed = str(free_port())
+        assert check(PORT=closed).returncode != 0  # nothing answers there
         (tmp_path / "port").write_text(f"{port}\n")
-        assert check(PORT="1").returncode == 0  # the recorded port wins
+        assert check(PORT=closed, BENTOLITE_PORT=closed).returncode == 0  # the recorded port wins
     finally:
         server.shutdown()
         server.server_close()
