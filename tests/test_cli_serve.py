@@ -27,6 +27,7 @@ def recorded(monkeypatch):
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    monkeypatch.setattr(runner, "check_port", lambda host, port: None)  # 3000 may be taken here
     return calls
 
 
@@ -65,6 +66,11 @@ def test_defaults_reach_the_runner(monkeypatch):
         "timeout": 60.0,
         "log_level": "info",
         "limits": Limits(),
+        "log_format": "text",
+        "access_log": True,
+        "log_probes": False,
+        "cors_origins": (),
+        "docs": True,
     }
 
 

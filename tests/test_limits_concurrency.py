@@ -52,6 +52,7 @@ def test_past_max_concurrency_a_request_is_a_503_with_retry_after(server):
     assert response.json() == {
         "error": "the server is answering 2 requests already; retry shortly",
         "detail": "the bound is bentolite serve --max-concurrency (per worker)",
+        "request_id": response.headers["x-request-id"],
     }
     assert server.get("/readyz").status_code == 200  # health routes are not API requests
     for thread in threads:

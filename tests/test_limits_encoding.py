@@ -72,6 +72,7 @@ def test_a_body_that_decodes_past_the_limit_is_a_413(server):
     assert response.json() == {
         "error": f"the gzip-decoded request body is over the server's limit of {LIMIT} bytes",
         "detail": "raise it with bentolite serve --max-body-size",
+        "request_id": response.headers["x-request-id"],
     }
     just_fits = gzip.compress(b"a" * LIMIT)
     assert send(server, "/size", just_fits, "gzip", "application/octet-stream").json()["size"] == LIMIT

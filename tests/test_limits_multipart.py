@@ -82,6 +82,7 @@ def test_twenty_thousand_tiny_parts_are_a_quick_413(server):
     assert response.json() == {
         "error": "multipart body holds more than 16 parts",
         "detail": "raise the limit with bentolite serve --max-parts",
+        "request_id": response.headers["x-request-id"],
     }
     assert elapsed < 2.0  # the parse stops at part 17; sending 1.1 MB is most of it
     assert_still_serving(server)

@@ -106,7 +106,7 @@ def test_malformed_or_mistyped_input_is_a_400_with_error_and_detail(echo_app, pa
     response = call(echo_app, "POST", path, **kwargs)
     assert response.status_code == 400, response.text
     body = response.json()
-    assert set(body) == {"error", "detail"} and body["error"]
+    assert set(body) == {"error", "detail", "request_id"} and body["error"]
 
 
 def test_unknown_route_is_404_and_wrong_method_is_405_in_json(echo_app):
@@ -161,7 +161,11 @@ def test_unrenderable_result_is_500_and_a_bad_input_raised_by_user_code_is_400(f
     assert unrenderable.status_code == 500 and "error_id" in unrenderable.json()
     rejected = call(faulty_app, "POST", "/rejects", json=-1)
     assert rejected.status_code == 400
-    assert rejected.json() == {"error": "value must be positive", "detail": "got -1"}
+    assert rejected.json() == {
+        "error": "value must be positive",
+        "detail": "got -1",
+        "request_id": rejected.headers["x-request-id"],
+    }
 
 
 def test_timeout_is_a_503_and_the_server_keeps_serving():

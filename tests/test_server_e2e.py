@@ -68,7 +68,7 @@ def test_every_client_error_has_its_status(iris_server):
     assert too_big.status_code == 413
     assert iris_server.post("/predict", data=b"x", headers={"Content-Type": "image/png"}).status_code == 415
     for response in (too_big, iris_server.post("/nope")):
-        assert set(response.json()) == {"error", "detail"}
+        assert set(response.json()) == {"error", "detail", "request_id"}
 
 
 def test_a_failing_api_is_a_logged_500_and_the_server_keeps_serving(tmp_path):

@@ -24,7 +24,10 @@ functions are awaited.
 
 The pieces: ``limits.py`` (the bounds, reading a body), ``encoding.py`` (Content-Encoding),
 ``inflight.py`` (admission, and what is in flight), ``protocol.py`` (header bounds),
-``errors.py`` (error -> response), ``state.py`` (what routes share), ``endpoint.py`` (one API).
+``errors.py`` (error -> response), ``state.py`` (what routes share), ``endpoint.py`` (one API),
+``middleware.py`` (request ids and the access log, the outermost layer). With ``cors_origins``,
+Starlette's ``CORSMiddleware`` answers browsers' preflight ``OPTIONS`` requests and adds the CORS
+headers; ``docs=False`` leaves out ``/docs`` and ``/docs.json``.
 
 Every error answer is JSON ``{"error": ..., "detail": ...}`` whose status is the error class's
 ``http_status``, mapped in one place (:func:`error_response`). Answers with status 500 also
@@ -34,20 +37,24 @@ carry an ``error_id`` under which the traceback is logged.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from bentolite.exceptions import ArtifactError, InvalidArgument, ServiceError
 from bentolite.server.docs import docs_routes
 from bentolite.server.endpoint import ApiEndpoint
 from bentolite.server.errors import http_error, unexpected_error
 from bentolite.server.limits import DEFAULT_MAX_BODY_SIZE, Limits, parse_size
+from bentolite.server.middleware import RequestIdMiddleware
 from bentolite.server.openapi import clipper_alias
 from bentolite.server.state import ServerState
 from bentolite.service import Service
@@ -69,7 +76,7 @@ def _api_routes(state: ServerState) -> list[BaseRoute]:
     return routes
 
 
-def _server_routes(state: ServerState) -> list[BaseRoute]:
+def _server_routes(state: ServerState, docs: bool) -> list[BaseRoute]:
     service = state.service
 
     async def index(request: Request) -> Response:
@@ -87,7 +94,7 @@ def _server_routes(state: ServerState) -> list[BaseRoute]:
                     }
                     for spec in service.apis.values()
                 ],
-                "docs": "/docs",
+                "docs": "/docs" if docs else None,
             }
         )
 
@@ -114,14 +121,44 @@ def _server_routes(state: ServerState) -> list[BaseRoute]:
     async def docs_json(request: Request) -> Response:
         return Response(state.openapi_json(), media_type="application/json")
 
-    return [
+    routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
         Route("/healthz", readyz, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/docs.json", docs_json, methods=["GET"]),
-        *docs_routes(),
+    ]
+    if docs:
+        routes += [Route("/docs.json", docs_json, methods=["GET"]), *docs_routes()]
+    return routes
+
+
+class ServerApp(Starlette):
+    """Starlette with :class:`RequestIdMiddleware` outside everything, Starlette's own error
+    layer included, so every answer (a 500 too) carries the request id and is logged."""
+
+    def __init__(self, *, access_log: bool, log_probes: bool, **kwargs: Any) -> None:
+        self._access = {"access_log": access_log, "log_probes": log_probes}
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack(), **self._access)
+
+
+def _cors(origins: Sequence[str]) -> list[Middleware]:
+    from starlette.middleware.cors import CORSMiddleware
+
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
     ]
 
 
@@ -133,6 +170,10 @@ def create_app(
     threads: int | None = None,
     limits: Limits | None = None,
     record_path: str | None = None,
+    cors_origins: Sequence[str] = (),
+    docs: bool = True,
+    access_log: bool = True,
+    log_probes: bool = False,
 ) -> Starlette:
     """The ASGI app serving ``service``.
 
@@ -144,6 +185,10 @@ def create_app(
     ``bentolite serve`` reads what this worker has in flight. Artifacts not loaded yet (a
     bundle loaded with ``load_artifacts=False``) load in the background at startup;
     ``/readyz`` reports when.
+
+    ``cors_origins`` lists the origins browsers may call the server from (``"*"``: any);
+    ``docs=False`` serves no ``/docs`` nor ``/docs.json``; ``access_log`` writes a line per
+    request to the ``bentolite.access`` logger, probe routes included when ``log_probes``.
     """
     if timeout is not None and timeout <= 0:
         raise InvalidArgument(f"timeout {timeout!r} must be greater than 0 seconds")
@@ -167,11 +212,14 @@ def create_app(
         yield
         await state.shutdown()
 
-    app = Starlette(
+    app = ServerApp(
         # API routes first: they take every request that matters for throughput
-        routes=[*_api_routes(state), *_server_routes(state)],
+        routes=[*_api_routes(state), *_server_routes(state, docs)],
+        middleware=_cors(cors_origins),
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
         lifespan=lifespan,
+        access_log=access_log,
+        log_probes=log_probes,
     )
     app.state.bentolite = state
     return app

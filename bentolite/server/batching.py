@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import math
 import time
 from collections.abc import Awaitable
@@ -208,7 +209,11 @@ class Batcher:
         self._loop = loop
         self._closing = False
         self._waiter = None
-        self._task = loop.create_task(self._run(), name=f"bentolite-batcher-{self.name}")
+        # in a fresh context: the dispatcher serves every request, not the one that started it
+        # (its request id must not label the batches' log lines)
+        self._task = contextvars.Context().run(
+            loop.create_task, self._run(), name=f"bentolite-batcher-{self.name}"
+        )
 
     def _wake(self, arrived: bool) -> None:
         waiter = self._waiter

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bentolite.exceptions import BentoliteError, InferenceError, Overloaded
+from bentolite.server.logs import request_id
 
 logger = logging.getLogger("bentolite.server.app")
 
@@ -21,9 +22,13 @@ def error_response(exc: BentoliteError, headers: dict[str, str] | None = None) -
 
     A 5xx other than 503 is a server-side failure: it gets an id, logged with the traceback
     once even when the same error answers a whole batch. A 503 (:class:`Overloaded`) carries
-    ``Retry-After``.
+    ``Retry-After``. The body carries the request id too (``request_id``), as the response's
+    ``X-Request-ID`` header does.
     """
     body: dict[str, Any] = {"error": exc.message, "detail": exc.detail}
+    rid = request_id.get()
+    if rid is not None:
+        body["request_id"] = rid
     if isinstance(exc, Overloaded):  # every 503 tells the client when to come back
         headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
     elif exc.http_status >= 500:

@@ -24,6 +24,10 @@ _ERROR_SCHEMA = {
             "type": "string",
             "description": "only on 500: the id under which the server logged the traceback",
         },
+        "request_id": {
+            "type": "string",
+            "description": "the request's id, as in the X-Request-ID response header and the log",
+        },
     },
 }
 

@@ -7,6 +7,8 @@ environment variable ``BENTOLITE_SERVE_SETTINGS`` to :func:`app_from_environment
 factory uvicorn calls in every worker. The target is loaded once here first, so a bad target
 fails before any port is bound.
 
+Before anything is loaded, the port is tried: a port in use is one :class:`PortInUse` error.
+
 SIGTERM (and Ctrl-C) drains the server: it stops accepting connections, waits for the requests
 in flight (each bounded by ``timeout``) and for the batchers to answer their queues, then
 exits. With several workers, the parent forwards SIGTERM to every worker, which drains alike.
@@ -14,19 +16,22 @@ exits. With several workers, the parent forwards SIGTERM to every worker, which 
 
 from __future__ import annotations
 
-import copy
+import errno
 import functools
 import json
 import math
 import os
+import socket
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from bentolite.exceptions import InvalidArgument
+from bentolite.exceptions import BentoliteError, InvalidArgument
 from bentolite.server.app import create_app
 from bentolite.server.limits import Limits, parse_size
+from bentolite.server.logs import LOG_FORMATS, log_config
 from bentolite.server.metrics import MULTIPROC_ENV
 from bentolite.server.protocol import BoundedH11Protocol
 from bentolite.server.targets import load_target, normalize_target, source_dir
@@ -41,6 +46,10 @@ def _limits(value: Limits | dict[str, Any]) -> Limits:
     return value if isinstance(value, Limits) else Limits(**value)
 
 
+class PortInUse(BentoliteError):
+    """The port the server should listen on is taken by another process."""
+
+
 @attrs.frozen
 class ServeSettings:
     """What each worker needs to build its app."""
@@ -48,6 +57,10 @@ class ServeSettings:
     target: str
     timeout: float | None = DEFAULT_TIMEOUT
     limits: Limits = attrs.field(factory=Limits, converter=_limits)
+    cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    docs: bool = True
+    access_log: bool = True
+    log_probes: bool = False
 
     @property
     def max_body_size(self) -> int:
@@ -60,6 +73,12 @@ class ServeSettings:
     def from_json(cls, text: str) -> ServeSettings:
         return cls(**json.loads(text))
 
+    def app_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`create_app` these settings stand for."""
+        options = attrs.asdict(self, recurse=False)
+        del options["target"]
+        return options
+
 
 def app_from_environment() -> Any:
     """The app factory uvicorn calls in each worker process."""
@@ -67,7 +86,7 @@ def app_from_environment() -> Any:
     if not text:
         raise InvalidArgument(f"{SETTINGS_ENV} is not set: start workers with bentolite serve")
     settings = ServeSettings.from_json(text)
-    return create_app(load_target(settings.target), limits=settings.limits, timeout=settings.timeout)
+    return create_app(load_target(settings.target), **settings.app_options())
 
 
 def protocol_options(limits: Limits) -> dict[str, Any]:
@@ -78,13 +97,27 @@ def protocol_options(limits: Limits) -> dict[str, Any]:
     }
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging configuration, with bentolite's loggers on its default handler."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["bentolite"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` when ``host:port`` cannot be bound because it is taken."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InvalidArgument(f"host {host!r} cannot be resolved: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # as uvicorn binds: a port in TIME_WAIT after an earlier server is not "in use"
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {port} is in use on {host}: stop the process listening there or choose "
+                    "another --port"
+                ) from None
+            raise BentoliteError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def serve(
@@ -98,6 +131,11 @@ def serve(
     timeout: float | None = DEFAULT_TIMEOUT,
     log_level: str = "info",
     limits: Limits | None = None,
+    log_format: str = "text",
+    access_log: bool = True,
+    log_probes: bool = False,
+    cors_origins: Sequence[str] = (),
+    docs: bool = True,
 ) -> None:
     """Serve ``target`` over HTTP until SIGTERM or Ctrl-C.
 
@@ -105,7 +143,9 @@ def serve(
     ``module.py:attr``, or (one worker, no reload) a ``Service`` object. ``timeout`` bounds each
     request in seconds (None: no bound) and the drain at shutdown. ``limits`` bounds requests
     (:class:`~bentolite.server.limits.Limits`); ``max_body_size``, if given, overrides its
-    body size.
+    body size. ``log_format`` is ``text`` or ``json`` (one object per line); ``access_log``
+    writes a line per request (probe routes only with ``log_probes``); ``cors_origins`` and
+    ``docs`` are :func:`create_app`'s.
     """
     import uvicorn
 
@@ -120,11 +160,23 @@ def serve(
     limits = limits or Limits()
     if max_body_size is not None:
         limits = attrs.evolve(limits, max_body_size=parse_size(max_body_size))
+    if log_format not in LOG_FORMATS:
+        raise InvalidArgument(f"log format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    settings = ServeSettings(
+        normalize_target(target) if not isinstance(target, Service) else "",
+        timeout=timeout,
+        limits=limits,
+        cors_origins=tuple(cors_origins),
+        docs=docs,
+        access_log=access_log,
+        log_probes=log_probes,
+    )
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
-        "log_config": log_config(log_level),
+        "log_config": log_config(log_level, log_format),
+        "access_log": False,  # bentolite.access writes the access log (middleware.py)
         "timeout_graceful_shutdown": math.ceil(timeout) + 1 if timeout else None,
         **protocol_options(limits),
     }
@@ -134,14 +186,15 @@ def serve(
                 "a Service object can only be served by one worker without reload: each worker "
                 "process loads its own service, so pass a tag, a bundle directory or module.py:attr"
             )
-        uvicorn.run(create_app(target, limits=limits, timeout=timeout), **options)
+        check_port(host, port)
+        uvicorn.run(create_app(target, **settings.app_options()), **options)
         return
-    target_text = normalize_target(target)
+    check_port(host, port)  # before loading: a busy port fails fast, with nothing half-started
+    target_text = settings.target
     service = load_target(target_text)
     if workers == 1 and not reload:
-        uvicorn.run(create_app(service, limits=limits, timeout=timeout), **options)
+        uvicorn.run(create_app(service, **settings.app_options()), **options)
         return
-    settings = ServeSettings(target_text, timeout=timeout, limits=limits)
     if reload:
         watched = source_dir(target_text)
         options["reload"] = True

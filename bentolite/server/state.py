@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +61,9 @@ class ServerState:
         return self._executor
 
     def run_sync(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self.executor(), func, *args)
+        """``func(*args)`` in the pool, in a copy of the caller's context (its request id)."""
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(self.executor(), context.run, func, *args)
 
     # readiness
     def start_loading(self) -> None:

@@ -1,0 +1,104 @@
+"""``RequestIdMiddleware``: the outermost layer of the server, in plain ASGI (no per-request task
+or body buffering, unlike Starlette's ``BaseHTTPMiddleware``).
+
+For every HTTP request it:
+
+* takes the client's ``X-Request-ID`` when it is 1 to 128 characters of ``A-Z a-z 0-9 . _ ~ : @
+  + = / -``, or makes a new one (32 hex digits), and sets it as the current request id
+  (:data:`bentolite.server.logs.request_id`), so log lines and error bodies carry it;
+* returns it in the response's ``X-Request-ID`` header;
+* writes one access line to the ``bentolite.access`` logger at INFO once the response is sent:
+  client, method, path, status, body size, latency and request id. Probe routes (``/healthz``,
+  ``/livez``, ``/readyz``, ``/metrics``) are left out unless ``log_probes`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bentolite.server.logs import request_id
+
+access_logger = logging.getLogger("bentolite.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+_VALID_ID = re.compile(rb"[A-Za-z0-9._~:@+=/-]{1,128}")
+
+
+def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The client's ``X-Request-ID`` if it is safe to echo and log, else None."""
+    for key, value in headers:
+        if key == REQUEST_ID_HEADER:
+            return value.decode("ascii") if _VALID_ID.fullmatch(value) else None
+    return None
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()
+
+
+class RequestIdMiddleware:
+    """Request id in and out, and one access log line per request (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True, log_probes: bool = False) -> None:
+        self.app = app
+        self.access_log = access_log
+        self.log_probes = log_probes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = incoming_request_id(scope["headers"]) or new_request_id()
+        id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
+        status = 500  # what the client gets if the app fails before answering
+        size = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        token = request_id.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                if self.log_probes or scope["path"] not in PROBE_PATHS:
+                    _log_access(scope, status, size, time.perf_counter() - started)
+            request_id.reset(token)
+
+
+def _log_access(scope: Scope, status: int, size: int, seconds: float) -> None:
+    client = scope.get("client")
+    address = f"{client[0]}:{client[1]}" if client else "-"
+    fields: dict[str, Any] = {
+        "client": address,
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "size": size,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+    access_logger.info(
+        '%s "%s %s HTTP/%s" %d %dB %.2fms',
+        address,
+        scope["method"],
+        scope["path"],
+        scope.get("http_version", "1.1"),
+        status,
+        size,
+        seconds * 1000,
+        extra=fields,
+    )
