@@ -2,8 +2,8 @@
 
 Each cell is typed from the declared ``dtype`` (a number, an integer in range, a boolean, a
 string); undeclared cells are "a number, a string or a boolean", which is what the parser
-accepts. The three body forms are described: rows as objects, rows as arrays of values (in the
-declared column order) and columns; and CSV with a header row.
+accepts. The three body forms are described: rows as objects or as arrays of values (in the
+declared column order), and columns; and CSV with a header row.
 """
 
 from __future__ import annotations
@@ -88,12 +88,17 @@ def request_content(adapter: DataframeInput) -> dict[str, Any]:
             "minProperties": 1,
             "description": "columns: column name -> its values, one per row",
         }
+    # rows as objects or as arrays are one array schema whose items take either form: code
+    # generators then type the body as a list of (row model | list of values)
+    records = {
+        "type": "array",
+        "items": {"oneOf": [row_object, row_array]},
+        "minItems": 1,
+        "description": "rows: each an object of column -> value, or an array of values (all alike)",
+    }
     forms = []
     if adapter.orient in (None, "records"):
-        forms += [
-            {"type": "array", "items": row_object, "minItems": 1, "description": "rows as objects"},
-            {"type": "array", "items": row_array, "minItems": 1, "description": "rows as arrays of values"},
-        ]
+        forms.append(records)
     if adapter.orient in (None, "columns"):
         forms.append(columns_form)
     header = f" ({','.join(map(str, declared))})" if declared else ""
