@@ -3,10 +3,16 @@ own, in ``@api``, in the OpenAPI document, and answering through a real server o
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import io
 import json
+import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +42,7 @@ from bentolite.adapters.dataframe_output import negotiate
 from bentolite.bundle import load_bundle, save_bundle
 from bentolite.cli.bundles import predict
 from bentolite.exceptions import InferenceError, InvalidArgument, NotAcceptable
+from bentolite.server import create_app
 from bentolite.server.openapi import openapi_spec
 
 GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
@@ -323,3 +330,34 @@ def test_the_document_served_lists_the_answers(server):
         "text/csv",
     }
     assert json.dumps(spec["components"]["responses"]["E406"]).count("#/components/schemas/Error") == 1
+
+
+# --- the README's example --------------------------------------------------------------------
+def test_the_readme_outputs_example_answers_as_it_says(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith("# reports.py"))
+    (tmp_path / "reports.py").write_text(block)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        from reports import Reports
+    finally:
+        sys.modules.pop("reports", None)  # other tests may import a module of that name
+
+    async def calls():
+        transport = httpx.ASGITransport(app=create_app(Reports()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [
+                await client.post("/totals", json=[{"a": 1, "b": 2}]),
+                await client.post("/totals", json=[{"a": 1, "b": 2}], headers={"Accept": "text/csv"}),
+                await client.post("/ratio", json={"a": 1, "b": 0}),
+                await client.post("/compress", content=b"hello", headers={"Content-Type": "text/plain"}),
+                await client.post("/shout", content=b"hi", headers={"Content-Type": "text/plain"}),
+            ]
+
+    totals, csv, ratio, compressed, shout = asyncio.run(calls())
+    assert strict_loads(totals.content) == [{"a": 1, "b": 2, "total": 3}]
+    assert csv.headers["content-type"] == "text/csv; charset=utf-8" and csv.text == "a,b,total\n1,2,3\n"
+    assert ratio.content == b"null"
+    assert compressed.headers["content-type"] == "application/gzip"
+    assert gzip.decompress(compressed.content) == b"hello"
+    assert shout.text == "HI"
