@@ -11,6 +11,7 @@ and removed by the next save or import; listings never show staging folders.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -230,6 +231,52 @@ def get(tag: str) -> BundleInfo:
     if not (path / META_FILE).is_file():
         raise NotFound(f"no bundle {name}:{version} in the store ({bundles_root()})")
     return BundleInfo(path, BundleMeta.read(path))
+
+
+# --- bundles being served -------------------------------------------------------------------------
+
+
+def _serving_dir() -> Path:
+    return home() / "serving"
+
+
+def mark_serving(bundle_path: Path | None) -> Path | None:
+    """Record, until this process exits, that it serves the bundle at ``bundle_path`` (a service
+    not loaded from a bundle records nothing). ``bentolite delete`` asks before removing a bundle
+    a live process has marked; a marker whose process died is ignored and removed."""
+    if bundle_path is None:
+        return None
+    directory = _serving_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    marker = directory / f"{pid}.{_start_time(pid)}.{secrets.token_hex(4)}"
+    marker.write_text(str(Path(bundle_path).resolve()), encoding="utf-8")
+    atexit.register(marker.unlink, missing_ok=True)
+    return marker
+
+
+def servers_of(bundle_path: Path) -> list[int]:
+    """Process ids of the live processes that marked the bundle at ``bundle_path`` as served."""
+    directory = _serving_dir()
+    if not directory.is_dir():
+        return []
+    wanted = str(Path(bundle_path).resolve())
+    pids = []
+    for marker in directory.iterdir():
+        pid_text, _, rest = marker.name.partition(".")
+        start_text = rest.partition(".")[0]
+        if not (pid_text.isdigit() and start_text.isdigit()):
+            continue
+        if not _alive(int(pid_text), int(start_text)):
+            marker.unlink(missing_ok=True)
+            continue
+        try:
+            served = marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue  # its server just exited
+        if served == wanted:
+            pids.append(int(pid_text))
+    return sorted(set(pids))
 
 
 def delete(tag: str) -> BundleInfo:

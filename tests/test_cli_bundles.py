@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -431,3 +432,33 @@ def test_builds_racing_for_one_version_leave_one_bundle(calc_dir, store_home):
         assert stderr.startswith("error: Calc:v1 already exists") and stderr.count("\n") == 1, stderr
     assert [b.tag for b in store.list_bundles()] == ["Calc:v1"]
     assert [p.name for p in (store_home / "bundles" / "Calc").iterdir()] == ["v1"]
+
+
+def test_delete_of_a_bundle_being_served_warns_and_asks(store_home, tmp_path):
+    """A real `bentolite serve` of the bundle; delete warns naming the server and asks, -y only
+    warns, and once the server is gone nothing is said."""
+    from live_server import Server
+    from sample_services import Greeter
+
+    Greeter().pack("greeting", "Hi").save(version="v1")
+    Greeter().pack("greeting", "Hi").save(version="v2")
+    server = Server("Greeter:v1", home=store_home, log=tmp_path / "serve.log")
+    try:
+        assert store.servers_of(store.get("Greeter:v1").path) == [server.process.pid]
+        assert store.servers_of(store.get("Greeter:v2").path) == []
+        refused = invoke("delete", "Greeter:v1", input="n\n")
+        assert refused.exit_code == 1
+        assert f"warning: Greeter:v1 is being served (process {server.process.pid})" in refused.stderr
+        assert "Delete Greeter:v1 anyway?" in refused.stderr
+        assert store.get("Greeter:v1").version == "v1"
+        quiet = invoke("delete", "Greeter:v2", input="y\n")
+        assert quiet.exit_code == 0 and "warning" not in quiet.stderr and "anyway" not in quiet.stderr
+        forced = invoke("delete", "-y", "Greeter:v1")
+        assert forced.exit_code == 0 and "is being served" in forced.stderr
+        assert [b.tag for b in store.list_bundles()] == []
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it drained on
+    # A marker outlives a server killed by a signal; it names a dead process, so it is ignored
+    # and removed when read.
+    assert store.servers_of(store_home / "bundles" / "Greeter" / "v1") == []
+    assert list((store_home / "serving").iterdir()) == []

@@ -52,9 +52,17 @@ def delete_command(tags: tuple[str, ...], yes: bool) -> None:
     for tag in tags:
         info = store.get(tag)
         found[info.path] = info
+    served = False
+    for info in found.values():
+        pids = store.servers_of(info.path)
+        if pids:
+            served = True
+            listed_pids = ", ".join(str(pid) for pid in pids)
+            click.echo(f"warning: {info.tag} is being served (process {listed_pids})", err=True)
     if not yes:
         listed = ", ".join(info.tag for info in found.values())
-        click.confirm(f"Delete {listed}?", abort=True, err=True)
+        question = f"Delete {listed} anyway?" if served else f"Delete {listed}?"
+        click.confirm(question, abort=True, err=True)
     for info in found.values():
         store.delete(info.tag)
         click.echo(f"Deleted {info.tag}")

@@ -36,6 +36,7 @@ from bentolite.server.metrics import MULTIPROC_ENV
 from bentolite.server.protocol import BoundedH11Protocol
 from bentolite.server.targets import load_target, normalize_target, source_dir
 from bentolite.service import Service
+from bentolite.store import mark_serving
 
 SETTINGS_ENV = "BENTOLITE_SERVE_SETTINGS"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -187,11 +188,13 @@ def serve(
                 "process loads its own service, so pass a tag, a bundle directory or module.py:attr"
             )
         check_port(host, port)
+        mark_serving(target.bundle_path)
         uvicorn.run(create_app(target, **settings.app_options()), **options)
         return
     check_port(host, port)  # before loading: a busy port fails fast, with nothing half-started
     target_text = settings.target
     service = load_target(target_text)
+    mark_serving(service.bundle_path)  # so `bentolite delete` asks before removing it
     if workers == 1 and not reload:
         uvicorn.run(create_app(service, **settings.app_options()), **options)
         return
