@@ -23,16 +23,32 @@ def free_port() -> int:
 
 
 class Server:
-    """``bentolite serve TARGET --port <free port> ...`` in a child process."""
+    """``bentolite serve TARGET --port <free port> ...`` in a child process.
 
-    def __init__(self, target: str, *options: str, home: Path, log: Path) -> None:
+    ``env`` adds environment variables; with ``port_env`` the port is given in that variable
+    (``PORT``, ``BENTOLITE_PORT``) instead of ``--port``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *options: str,
+        home: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        port_env: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "BENTOLITE_HOME": str(home)}
+        env = {**os.environ, "BENTOLITE_HOME": str(home), **(env or {})}
+        port_option = ["--port", str(self.port)]
+        if port_env:
+            env[port_env] = str(self.port)
+            port_option = []
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                [*CLI, "serve", target, "--port", str(self.port), *options],
+                [*CLI, "serve", target, *port_option, *options],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

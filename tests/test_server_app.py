@@ -302,6 +302,11 @@ def test_metrics_count_requests_by_api_and_status_in_a_registry_per_app():
     assert 'bentolite_request_duration_seconds_count{api="ok"} 3.0' in text
     assert 'bentolite_requests_in_flight{api="ok"} 0.0' in text
     assert "bentolite_batch_size_bucket" in text
+    batched = {spec.name for spec in Faulty().apis.values() if spec.batch}
+    for api in Faulty().apis:  # batch series only for the APIs that batch
+        assert (f'bentolite_batch_size_count{{api="{api}"}}' in text) == (api in batched)
+        assert (f'bentolite_batch_limit{{api="{api}"}}' in text) == (api in batched)
+    assert batched and "_created" not in text
     assert 'bentolite_service_info{name="Faulty",version=""} 1.0' in text
     # another app has its own registry, and the global one is untouched
     assert 'api="ok",status="200"' not in call(create_app(Faulty()), "GET", "/metrics").text

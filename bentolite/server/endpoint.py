@@ -68,7 +68,7 @@ class ApiEndpoint:
         self.adapter = spec.adapter
         self.output = spec.output
         self.is_async = spec.is_async
-        self.metrics: ApiMetrics = state.metrics.for_api(spec.name)
+        self.metrics: ApiMetrics = state.metrics.for_api(spec.name, batch=spec.batch)
         #: the API as the crash record names it (inflight.py)
         self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
         self.batcher: Batcher | None = None

@@ -6,13 +6,16 @@ Exported at ``GET /metrics``:
 * ``bentolite_request_duration_seconds{api}``: histogram of the time from a request's arrival
   to its response;
 * ``bentolite_requests_in_flight{api}``: requests being handled now;
-* ``bentolite_batch_size{api}``: histogram of the items per call of a batched API;
+* ``bentolite_batch_size{api}``: histogram of the items per call of a batched API (APIs that
+  do not batch have no batch series);
 * ``bentolite_batch_duration_seconds{api}``: histogram of the duration of those calls;
 * ``bentolite_batch_limit{api}``: the adaptive batch size limit (see ``batching.py``);
 * ``bentolite_service_info{name, version}``: always 1.
 
 With several workers (``serve(workers=N)``), the runner sets ``PROMETHEUS_MULTIPROC_DIR`` so
 every worker writes its values there and any worker answers with the sum over all of them.
+The ``_created`` series prometheus_client adds to counters and histograms are left out: they
+double the output and Prometheus does not use them.
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ class Metrics:
         )
         info.labels(service_name, service_version or "").set(1)
 
-    def for_api(self, api: str) -> ApiMetrics:
-        return ApiMetrics(self, api)
+    def for_api(self, api: str, batch: bool = False) -> ApiMetrics:
+        """The handles of one API; its batch series exist only when it batches."""
+        return ApiMetrics(self, api, batch)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -95,7 +99,9 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        shown = CollectorRegistry(auto_describe=False)
+        shown.register(_WithoutCreated(self.registry))
+        return generate_latest(shown), CONTENT_TYPE_LATEST
 
     @staticmethod
     def process_exiting() -> None:
@@ -106,18 +112,31 @@ class Metrics:
             multiprocess.mark_process_dead(os.getpid())
 
 
+class _WithoutCreated:
+    """A collector showing another registry's metrics without their ``_created`` samples."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> Any:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+
 class ApiMetrics:
     """The label children of one API, bound once so a request only increments them."""
 
-    def __init__(self, metrics: Metrics, api: str) -> None:
+    def __init__(self, metrics: Metrics, api: str, batch: bool = False) -> None:
         self._requests = metrics.requests
         self._api = api
         self._by_status: dict[int, Any] = {}
         self.in_flight = metrics.in_flight.labels(api)
         self._duration = metrics.duration.labels(api)
-        self._batch_size = metrics.batch_size.labels(api)
-        self._batch_duration = metrics.batch_duration.labels(api)
-        self._batch_limit = metrics.batch_limit.labels(api)
+        if batch:  # a label child is a series: APIs that do not batch get none
+            self._batch_size = metrics.batch_size.labels(api)
+            self._batch_duration = metrics.batch_duration.labels(api)
+            self._batch_limit = metrics.batch_limit.labels(api)
 
     def answered(self, status: int, seconds: float) -> None:
         counter = self._by_status.get(status)
