@@ -3,7 +3,6 @@ library fallback give the same values, and every answer parses with a strict par
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -12,18 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strict_parse import strict_loads
 
 from bentolite.adapters.json_encoding import json_dumps, jsonable, stdlib_dumps
 from bentolite.exceptions import InferenceError
-
-
-def strict_loads(data: bytes):
-    """RFC 8259 JSON only: NaN, Infinity and -Infinity are refused, as any strict parser does."""
-
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(data.decode("utf-8"), parse_constant=refuse)
 
 
 def expected(value):
