@@ -104,7 +104,7 @@ def build(
         requirements.resolve(env.pip_packages, env.requirements_txt_file, lock=config.python.lock)
 
         report(STEPS[3])
-        return save_bundle(
+        path = save_bundle(
             service,
             version=version or config.version,
             labels={**config.labels, **dict(labels or {})},
@@ -117,6 +117,8 @@ def build(
             docker_env=config.docker.env,
             compile_bytecode=config.docker.compile_bytecode,
         )
+    logger.info("Built bundle %s:%s from %s", service.name, path.name, bentofile)
+    return path
 
 
 # --- the service ---------------------------------------------------------------------------------

@@ -278,6 +278,7 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     service._name, service._version, service._bundle_path = name, version, destination
+    logger.info("Saved bundle %s:%s to %s", name, version, destination)
     return destination
 
 

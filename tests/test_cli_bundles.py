@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -462,3 +463,62 @@ def test_delete_of_a_bundle_being_served_warns_and_asks(store_home, tmp_path):
     # and removed when read.
     assert store.servers_of(store_home / "bundles" / "Greeter" / "v1") == []
     assert list((store_home / "serving").iterdir()) == []
+
+
+def test_build_on_a_terminal_shows_each_step_and_artifact_live(calc_dir, store_home):
+    """`bentolite build` in a real pseudo-terminal: a live status per step and per artifact it
+    loads; the tag and path still end the output."""
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "BENTOLITE_HOME": str(store_home), "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [*bentolite_command(), "build", "--version", "tty"],
+        cwd=calc_dir,
+        env=env,
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+    )
+    os.close(child_fd)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([main_fd], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main_fd)
+        assert process.wait(timeout=60) == 0
+    raw = b"".join(chunks).decode("utf-8", errors="replace")
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # colours and cursor moves
+    assert "\x1b[" in raw  # it was drawn as on a terminal, not printed as plain lines
+    for line in ("Collecting sources", "Packing artifacts", "Loading artifact config (config.json, 13 B)"):
+        assert f"{line}..." in screen, screen  # the spinner's status while the step runs
+        assert f"✓ {line}" in screen, screen  # and its tick once done
+    assert "Built Calc:tty" in screen and str(store_home / "bundles" / "Calc" / "tty") in screen
+
+
+def test_save_and_build_log_what_they_made_at_info(calc_dir, caplog):
+    import logging
+
+    from sample_services import Greeter
+
+    from bentolite.builder import build
+
+    with caplog.at_level(logging.INFO, logger="bentolite"):
+        saved = Greeter().pack("greeting", "Hi").save(version="v1")
+        built = build(calc_dir / "bentofile.yaml", version="v2")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert f"Saved bundle Greeter:v1 to {saved}" in messages
+    assert f"Saved bundle Calc:v2 to {built}" in messages
+    assert f"Built bundle Calc:v2 from {calc_dir / 'bentofile.yaml'}" in messages
