@@ -128,6 +128,10 @@ class DataframeInput(Adapter):
             return self._from_obj(value)
         if self.columns is None and self._types is None:
             return value
+        if self.columns is not None and _positional(value, len(self.columns)):
+            # a frame built from rows without names (pd.DataFrame(rows)): its columns are the
+            # declared ones in order, as for a JSON list of rows
+            value = value.set_axis(self.columns, axis=1)
         names = self.columns if self.columns is not None else list(value.columns)
         missing = [c for c in names if c not in value.columns]
         if missing:
@@ -178,3 +182,8 @@ class DataframeInput(Adapter):
         from bentolite.adapters.dataframe_schema import examples
 
         return examples(self)
+
+
+def _positional(frame: Any, width: int) -> bool:
+    """Whether ``frame``'s columns are the default ``0..n-1`` of a frame built without names."""
+    return frame.shape[1] == width and list(frame.columns) == list(range(width))
