@@ -1,9 +1,10 @@
-"""The HTTP/1.1 connection bentolite serves on: uvicorn's h11 protocol with bounds on the
-request head.
+"""The HTTP/1.1 connection bentolite serves on: uvicorn's httptools protocol (its fast C parser),
+or its h11 protocol where httptools is not installed, with bounds on the request head.
 
 uvicorn alone holds a connection that never completes its request line and headers for as
 long as the client keeps it open (its keep-alive timer runs only between requests), and
-answers an oversized head with a plain-text 400. :class:`BoundedH11Protocol` adds:
+answers an oversized head with a plain-text 400. :class:`BoundedHttpToolsProtocol` and
+:class:`BoundedH11Protocol` add the same bounds (:class:`_HeadBounds`):
 
 * a header-read deadline: a client gets ``header_timeout`` seconds from its first byte (or
   from connecting) to send the request line and headers; past it the server answers 408 (or,
@@ -14,21 +15,28 @@ answers an oversized head with a plain-text 400. :class:`BoundedH11Protocol` add
   dropped (for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``) so that the client reads the
   answer instead of a connection reset.
 
-The header bound itself is h11's ``max_incomplete_event_size`` (``Limits.max_header_size``).
+The header bound is ``Limits.max_header_size``: h11 enforces it itself
+(``max_incomplete_event_size``); over httptools the bytes of a head not yet complete are counted.
 Per request the protocol arms and cancels one timer, a few microseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from typing import Any
+from typing import Any, Callable
 
 import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is not installed (it has no wheels for some platforms)
+    HttpToolsProtocol = None
 
 from bentolite.exceptions import BadInput, BentoliteError, RequestHeaderTooLarge, RequestTimeout, UriTooLong
 
@@ -42,32 +50,32 @@ _REASONS = {
 }
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header-read deadline and JSON answers to a bad head."""
+class _HeadBounds:
+    """The header-read deadline and the JSON answers to a bad head, for either parser.
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        header_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    The protocol class says when it awaits a head (:meth:`_awaiting_head`), calls
+    :meth:`_head_data` before parsing what arrived and :meth:`_head_parsed` after.
+    """
+
+    header_timeout: float
+    max_header_size: int
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    logger: Any
+
+    def _init_bounds(self, header_timeout: float, max_header_size: int) -> None:
         self.header_timeout = header_timeout
-        self.max_header_size = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self.max_header_size = max_header_size
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._line_seen = False
         self._lingering = False
         self._dropped = 0
 
-    # --- the header-read deadline ----------------------------------------------------------------
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
+    def _awaiting_head(self) -> bool:
+        raise NotImplementedError
 
+    # --- the header-read deadline ----------------------------------------------------------------
     def _arm(self) -> None:
         self._head_bytes = 0
         self._line_seen = False
@@ -80,7 +88,7 @@ class BoundedH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing() or not self._awaiting_head():
             return
         if self._head_bytes == 0:  # an idle connection: nothing to answer
             self.transport.close()
@@ -95,43 +103,38 @@ class BoundedH11Protocol(H11Protocol):
             )
         )
 
-    def data_received(self, data: bytes) -> None:
+    def _head_data(self, data: bytes) -> bool:
+        """Account for ``data`` before it is parsed; False when it is to be dropped."""
         if self._lingering:
             self._drop(data)
-            return
-        awaiting_head = self.conn.their_state is h11.IDLE
-        if awaiting_head:
+            return False
+        if self._awaiting_head():
             if self._head_timer is None:  # the next request on a kept-alive connection
                 self._arm()
             self._head_bytes += len(data)
             if not self._line_seen and b"\n" in data:
                 self._line_seen = True
-        super().data_received(data)
-        if self._head_timer is not None and self.conn.their_state is not h11.IDLE:
+        return True
+
+    def _head_parsed(self) -> None:
+        if self._head_timer is not None and not self._awaiting_head():
             self._disarm()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
     # --- a bad head ---------------------------------------------------------------------------------
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn calls this when h11 refuses the head: say why, in JSON, with the right status."""
+    def _head_error(self, msg: str) -> BentoliteError:
+        """What to answer when the parser refuses the head (or it grows past the bound)."""
         self._disarm()
         if self._head_bytes > self.max_header_size:
             if self._line_seen:
-                error: BentoliteError = RequestHeaderTooLarge(
+                return RequestHeaderTooLarge(
                     f"the request's header block is over the server's limit of {self.max_header_size} bytes",
                     detail="the bound is bentolite serve --max-header-size",
                 )
-            else:
-                error = UriTooLong(
-                    f"the request line is over the server's limit of {self.max_header_size} bytes",
-                    detail="send long inputs in the body; the bound is bentolite serve --max-header-size",
-                )
-        else:
-            error = BadInput("the request line or headers are not valid HTTP/1.1", detail=msg)
-        self._reject(error)
+            return UriTooLong(
+                f"the request line is over the server's limit of {self.max_header_size} bytes",
+                detail="send long inputs in the body; the bound is bentolite serve --max-header-size",
+            )
+        return BadInput("the request line or headers are not valid HTTP/1.1", detail=msg)
 
     def _reject(self, error: BentoliteError) -> None:
         """Answer ``error`` and close the connection, after reading what the client still sends."""
@@ -154,7 +157,119 @@ class BoundedH11Protocol(H11Protocol):
         if self._dropped > LINGER_BYTES:
             self.transport.close()
 
+
+class BoundedH11Protocol(_HeadBounds, H11Protocol):
+    """uvicorn's h11 protocol with a header-read deadline and JSON answers to a bad head."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        header_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        max_size = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self._init_bounds(header_timeout, max_size)
+
+    def _awaiting_head(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_data(data):
+            super().data_received(data)
+            self._head_parsed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this when h11 refuses the head: say why, in JSON, with the right status."""
+        self._reject(self._head_error(msg))
+
     def eof_received(self) -> bool | None:
         if self._lingering:
             self.transport.close()
         return super().eof_received()
+
+
+if HttpToolsProtocol is not None:
+
+    class BoundedHttpToolsProtocol(_HeadBounds, HttpToolsProtocol):
+        """uvicorn's httptools protocol with the same head bounds as :class:`BoundedH11Protocol`."""
+
+        def __init__(
+            self,
+            config: Config,
+            server_state: ServerState,
+            app_state: dict[str, Any],
+            _loop: asyncio.AbstractEventLoop | None = None,
+            *,
+            header_timeout: float = 10.0,
+            max_header_size: int = DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+        ) -> None:
+            super().__init__(config, server_state, app_state, _loop)
+            self._init_bounds(header_timeout, max_header_size)
+            self._in_head = True
+
+        def _awaiting_head(self) -> bool:
+            return self._in_head
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._head_data(data):
+                return
+            super().data_received(data)
+            if self._lingering or self.transport.is_closing():
+                return
+            if self._in_head and self._head_bytes > self.max_header_size:
+                self._reject(self._head_error("the request head is too large"))
+                return
+            self._head_parsed()
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._line_seen = True
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # what follows on this connection is the next request's head
+            self._head_bytes = 0
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn calls this when httptools refuses the head: a JSON answer instead."""
+            self._reject(self._head_error(msg))
+
+        def eof_received(self) -> None:
+            if self._lingering:
+                self.transport.close()
+                return
+            super().eof_received()
+
+
+def protocol_factory(header_timeout: float, max_header_size: int) -> Callable[..., Any]:
+    """The protocol class (with its bounds) uvicorn is to build each connection with:
+    httptools' when it is installed, else h11's."""
+    if HttpToolsProtocol is not None:
+        return functools.partial(
+            BoundedHttpToolsProtocol, header_timeout=header_timeout, max_header_size=max_header_size
+        )
+    return functools.partial(BoundedH11Protocol, header_timeout=header_timeout)

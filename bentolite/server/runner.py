@@ -17,7 +17,6 @@ exits. With several workers, the parent forwards SIGTERM to every worker, which 
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import math
 import os
@@ -33,7 +32,7 @@ from bentolite.server.app import create_app
 from bentolite.server.limits import Limits, parse_size
 from bentolite.server.logs import LOG_FORMATS, log_config
 from bentolite.server.metrics import MULTIPROC_ENV
-from bentolite.server.protocol import BoundedH11Protocol
+from bentolite.server.protocol import protocol_factory
 from bentolite.server.targets import load_target, normalize_target, source_dir
 from bentolite.service import Service
 from bentolite.store import mark_serving
@@ -91,10 +90,12 @@ def app_from_environment() -> Any:
 
 
 def protocol_options(limits: Limits) -> dict[str, Any]:
-    """uvicorn options for the HTTP protocol: h11 with the header bounds of ``limits``."""
+    """uvicorn options for the HTTP protocol: httptools (h11 where it is missing) with the header
+    bounds of ``limits``, and uvloop's event loop where it is installed."""
     return {
-        "http": functools.partial(BoundedH11Protocol, header_timeout=limits.header_timeout),
+        "http": protocol_factory(limits.header_timeout, limits.max_header_size),
         "h11_max_incomplete_event_size": limits.max_header_size,
+        "loop": "auto",
     }
 
 
