@@ -5,6 +5,9 @@ to the one-machine cluster of tests/clipper_cluster.py."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,12 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 def deploy(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(cli, ["deploy-clipper", *args], env=env)
+
+
+def deploy_in_a_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The command in a process of its own: the kubernetes client reads KUBECONFIG on import."""
+    command = [sys.executable, "-c", "from bentolite.cli import main; main()", "deploy-clipper", *args]
+    return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
 
 
 def one_line_error(result) -> str:
@@ -77,11 +86,40 @@ def test_model_names_are_taken_only_when_clipper_takes_them(iris_dir: str, name:
 def test_kubernetes_without_a_kube_config_fails_in_one_line(iris_dir: str, tmp_path: Path) -> None:
     pytest.importorskip("clipper_admin")
     env = {"KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
-    result = deploy(iris_dir, "predict_clipper", "--manager", "kubernetes", "--use-internal-ip", env=env)
-    assert result.exit_code == 1
+    result = deploy_in_a_process(
+        iris_dir, "predict_clipper", "--manager", "kubernetes", "--use-internal-ip", env=env
+    )
+    assert result.returncode == 1
     assert one_line_error(result) == (
         "error: cannot set up the kubernetes container manager: ConfigException: "
         "Invalid kube-config file. No configuration found."
+    )
+
+
+KUBE_CONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def test_kubernetes_with_a_client_newer_than_clipper_admin_fails_in_one_line(
+    iris_dir: str, tmp_path: Path
+) -> None:
+    kubernetes_client = pytest.importorskip("kubernetes.client")
+    if hasattr(kubernetes_client, "ExtensionsV1beta1Api"):
+        pytest.skip("this kubernetes client still has the API clipper_admin 0.4.1 calls")
+    pytest.importorskip("clipper_admin")
+    (tmp_path / "config").write_text(KUBE_CONFIG)
+    env = {"KUBECONFIG": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    result = deploy_in_a_process(iris_dir, "predict_clipper", "--manager", "kubernetes", env=env)
+    assert result.returncode == 1
+    assert one_line_error(result) == (
+        "error: cannot set up the kubernetes container manager: AttributeError: "
+        "module 'kubernetes.client' has no attribute 'ExtensionsV1beta1Api'"
     )
 
 
