@@ -7,6 +7,8 @@ place each.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BentoliteError(Exception):
     """Base of every bentolite error. The message says what is wrong and how to fix it."""
@@ -18,6 +20,10 @@ class BentoliteError(Exception):
         super().__init__(message)
         self.message = message
         self.detail = detail
+
+    def extra_body(self) -> dict[str, Any]:
+        """Keys the JSON error answer carries besides ``error`` and ``detail``."""
+        return {}
 
 
 class InvalidArgument(BentoliteError):
@@ -64,6 +70,18 @@ class BadInput(BentoliteError):
 
     exit_code = 2
     http_status = 400
+
+
+class ClipperQueryError(BadInput):
+    """A query body Clipper's query frontend refuses, answered the way that frontend answers it:
+    HTTP 400 ``{"error": "Json error", "cause": "<what is wrong>"}``."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__("Json error", detail=cause)
+        self.cause = cause
+
+    def extra_body(self) -> dict[str, Any]:
+        return {"cause": self.cause}
 
 
 class UnsupportedMediaType(BadInput):

@@ -189,18 +189,19 @@ def test_clipper_http_body_and_response_shape():
 
 
 def test_clipper_http_type_errors():
-    with pytest.raises(BadInput, match='"input" or "input_batch"'):
-        ClipperDoublesInput().from_http(req({"inputs": [1.0]}))
-    with pytest.raises(BadInput, match="array of integers"):
-        ClipperIntsInput().from_http(req({"input": [1.5]}))
-    with pytest.raises(BadInput, match="32-bit"):
-        ClipperIntsInput().from_http(req({"input": [2**40]}))
-    with pytest.raises(BadInput, match="array of numbers"):
-        ClipperFloatsInput().from_http(req({"input": ["a"]}))
-    with pytest.raises(BadInput, match="JSON string"):
-        ClipperStringsInput().from_http(req({"input": [1]}))
-    with pytest.raises(BadInput, match="base64"):
-        ClipperBytesInput().from_http(req({"input": "***"}))
+    cases = [
+        (ClipperDoublesInput(), {"inputs": [1.0]}, "does not have required keys input or input_batch"),
+        (ClipperIntsInput(), {"input": [1.5]}, "Array input of type Number is not of type int"),
+        (ClipperIntsInput(), {"input": [2**40]}, "Array input of type Number is not of type int"),
+        (ClipperFloatsInput(), {"input": ["a"]}, "Array input of type String is not of type float"),
+        (ClipperStringsInput(), {"input": [1]}, "JSON key input expected type Stringbut found type Array"),
+        (ClipperBytesInput(), {"input": "***"}, "not valid base64"),
+    ]
+    for adapter, body, cause in cases:
+        with pytest.raises(BadInput) as caught:
+            adapter.from_http(req(body))
+        assert caught.value.message == "Json error"
+        assert caught.value.cause.startswith("Error parsing JSON: ") and cause in caught.value.cause
     assert ClipperBytesInput().from_http(req({"input": base64.b64encode(b"\x01\x02").decode()})) == [
         b"\x01\x02"
     ]

@@ -31,6 +31,7 @@ import json
 import math
 from typing import Any
 
+from bentolite.adapters import clipper_query
 from bentolite.adapters.base import (
     Adapter,
     HttpRequest,
@@ -42,7 +43,6 @@ from bentolite.adapters.base import (
 )
 from bentolite.exceptions import BadInput
 
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 #: inputs of at most this many bytes are decoded with one join and one frombuffer per batch;
 #: larger ones get a zero-copy view each (the copy would cost more than it saves)
 _JOIN_LIMIT = 8192
@@ -64,7 +64,7 @@ class ClipperInput(Adapter):
 
         try:
             arr = np.asarray(value, dtype=self.wire_dtype)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise BadInput(
                 f"{self.name} input cannot be read as {self.wire_dtype} numbers", detail=str(exc)
             ) from exc
@@ -74,13 +74,24 @@ class ClipperInput(Adapter):
             )
         return arr
 
+    # --- one input of a query body, checked as Clipper's query frontend checks it ---------------
+    #: whether a JSON number (as parsed) is one this input type takes, and its name in errors
+    _accepts = staticmethod(clipper_query.is_double)
+    _number_label = "double"
+
     def convert_json(self, value: Any) -> Any:
-        """One input from a JSON query body -> the element the function gets."""
-        if not isinstance(value, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            raise BadInput(f"{self.name} input must be a JSON array of numbers, got {json.dumps(value)[:80]}")
-        return self.convert(value)
+        """The ``"input"`` of a query body -> the element the function gets."""
+        if not isinstance(value, list):
+            raise clipper_query.query_error(clipper_query.type_mismatch("input", "Array", value))
+        return self.convert(clipper_query.number_array(value, self._accepts, self._number_label))
+
+    def convert_batch_json(self, value: Any) -> Any:
+        """One element of a query's ``"input_batch"`` -> the element the function gets."""
+        if not isinstance(value, list):
+            raise clipper_query.query_error(
+                f"Array input of type {clipper_query.json_type(value)} is not of type array"
+            )
+        return self.convert(clipper_query.number_array(value, self._accepts, self._number_label))
 
     def decode_frame(self, frame: bytes) -> Any:
         import numpy as np
@@ -109,16 +120,14 @@ class ClipperInput(Adapter):
         return [self.convert(v) for v in value]
 
     def from_http(self, request: HttpRequest) -> list[Any]:
+        """A query body, read as Clipper's query frontend reads it (see ``clipper_query``);
+        what that frontend refuses is a 400 with its ``{"error": "Json error", "cause"}``."""
         self.check_media_type(request)
-        body = load_json_body(request)
-        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
-            raise BadInput('query body must be a JSON object with "input" or "input_batch"')
-        if "input" in body:
-            return [self.convert_json(body["input"])]
-        batch = body["input_batch"]
-        if not isinstance(batch, list) or not batch:
-            raise BadInput('"input_batch" must be a non-empty JSON array of inputs')
-        return [self.convert_json(v) for v in batch]
+        try:
+            body = load_json_body(request)
+        except BadInput as exc:
+            raise clipper_query.query_error(exc.message) from None
+        return clipper_query.read_inputs(body, self.convert_batch_json, self.convert_json)
 
     def to_http(self, result: Any, payload: Any) -> HttpResponse:
         outputs = self.to_clipper(result, len(payload))
@@ -238,26 +247,39 @@ class ClipperIntsInput(ClipperInput):
     clipper_input_type = "ints"
     wire_dtype = "<i4"
 
-    def convert_json(self, value: Any) -> Any:
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise BadInput(
-                f"ClipperIntsInput input must be a JSON array of integers, got {json.dumps(value)[:80]}"
-            )
-        if any(not _INT32_MIN <= v <= _INT32_MAX for v in value):
-            raise BadInput("ClipperIntsInput values must fit in 32-bit signed integers")
-        return self.convert(value)
+    _accepts = staticmethod(clipper_query.is_int)
+    _number_label = "int"
 
 
-class ClipperFloatsInput(ClipperInput):
+class _ClipperRealInput(ClipperInput):
+    """floats and doubles: like Clipper, a query's numbers must be written as reals (``1.0``).
+
+    ``allow_integers=True`` also takes integer literals (``1``) in queries to ``bentolite
+    serve``; Clipper's query frontend refuses them with HTTP 400, so a client relying on that
+    works against ``bentolite serve`` only.
+    """
+
+    def __init__(self, *, allow_integers: bool = False, example: Any = None) -> None:
+        super().__init__(example=example)
+        self.allow_integers = bool(allow_integers)
+        if allow_integers:
+            strict = self._accepts
+            self._accepts = lambda v: strict(v) or (type(v) is int and strict(float(v)))  # type: ignore[method-assign]
+
+    def options(self) -> dict[str, Any]:
+        return {"allow_integers": True} if self.allow_integers else {}
+
+
+class ClipperFloatsInput(_ClipperRealInput):
     """Clipper ``floats``: each input is a 1-D ``float32`` array."""
 
     clipper_input_type = "floats"
     wire_dtype = "<f4"
+    _accepts = staticmethod(clipper_query.is_float)
+    _number_label = "float"
 
 
-class ClipperDoublesInput(ClipperInput):
+class ClipperDoublesInput(_ClipperRealInput):
     """Clipper ``doubles``: each input is a 1-D ``float64`` array."""
 
     clipper_input_type = "doubles"
@@ -280,11 +302,22 @@ class ClipperBytesInput(ClipperInput):
 
     def convert_json(self, value: Any) -> bytes:
         if not isinstance(value, str):
-            raise BadInput("ClipperBytesInput input must be a base64 JSON string")
+            raise clipper_query.query_error(clipper_query.type_mismatch("input", "String", value))
+        return self._decode_base64(value)
+
+    def convert_batch_json(self, value: Any) -> bytes:
+        if not isinstance(value, str):
+            kind = clipper_query.json_type(value)
+            what = f"PredictionData of type {kind} is not of type base64-encoded string"
+            raise clipper_query.query_error(what)
+        return self._decode_base64(value)
+
+    @staticmethod
+    def _decode_base64(value: str) -> bytes:
         try:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise BadInput("ClipperBytesInput input is not valid base64", detail=str(exc)) from exc
+            raise clipper_query.query_error(f"Input is not valid base64 ({exc})") from exc
 
     def decode_frame(self, frame: bytes) -> bytes:
         return bytes(frame)
@@ -310,7 +343,14 @@ class ClipperStringsInput(ClipperInput):
 
     def convert_json(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise BadInput("ClipperStringsInput input must be a JSON string")
+            raise clipper_query.query_error(clipper_query.type_mismatch("input", "String", value))
+        return value
+
+    def convert_batch_json(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise clipper_query.query_error(
+                f"Array input of type {clipper_query.json_type(value)} is not of type string"
+            )
         return value
 
     def decode_frame(self, frame: bytes) -> str:

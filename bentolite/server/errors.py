@@ -25,7 +25,7 @@ def error_response(exc: BentoliteError, headers: dict[str, str] | None = None) -
     ``Retry-After``. The body carries the request id too (``request_id``), as the response's
     ``X-Request-ID`` header does.
     """
-    body: dict[str, Any] = {"error": exc.message, "detail": exc.detail}
+    body: dict[str, Any] = {"error": exc.message, "detail": exc.detail, **exc.extra_body()}
     rid = request_id.get()
     if rid is not None:
         body["request_id"] = rid
