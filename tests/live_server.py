@@ -68,10 +68,10 @@ class Server:
         raise AssertionError(f"server not ready:\n{self.log.read_text()}")
 
     def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.base + path, timeout=10, **kwargs)
+        return requests.get(self.base + path, **{"timeout": 10, **kwargs})
 
     def post(self, path: str, **kwargs) -> requests.Response:
-        return requests.post(self.base + path, timeout=10, **kwargs)
+        return requests.post(self.base + path, **{"timeout": 10, **kwargs})
 
     def in_flight(self, api: str) -> float:
         match = re.search(

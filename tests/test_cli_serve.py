@@ -13,7 +13,7 @@ import bentolite
 from bentolite.bundle import save_bundle
 from bentolite.cli.main import cli
 from bentolite.exceptions import ArtifactError, InvalidArgument, NotFound, ServiceError
-from bentolite.server import runner
+from bentolite.server import runner, supervisor
 from bentolite.server.limits import Limits
 from bentolite.server.targets import load_target, normalize_target
 
@@ -22,12 +22,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Replace uvicorn.run: record what serve() would run."""
+    """Replace uvicorn.run and the supervisor: record what serve() would run."""
     import uvicorn
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
     monkeypatch.setattr(runner, "check_port", lambda host, port: None)  # 3000 may be taken here
+
+    def supervise(self):
+        calls.append((self, self.options))
+        return 0
+
+    monkeypatch.setattr(supervisor.Supervisor, "run", supervise)
     return calls
 
 
@@ -98,26 +104,29 @@ def test_a_class_with_unpacked_artifacts_is_refused(recorded):
     assert not recorded
 
 
-def test_one_worker_runs_the_app_in_process(recorded):
+def test_one_worker_runs_under_the_supervisor(recorded):
     CliRunner().invoke(
         cli, ["serve", f"{FIXTURES / 'server_services.py'}:slow", "--host", "0.0.0.0", "--timeout", "5"]
     )
-    ((app, options),) = recorded
-    assert app.state.bentolite.service.name == "Slow" and app.state.bentolite.timeout == 5
+    ((chosen, options),) = recorded
+    assert isinstance(chosen, supervisor.Supervisor) and chosen.workers == 1
+    settings = runner.ServeSettings.from_json(chosen.settings_json)
+    assert settings.timeout == 5 and settings.target.endswith("server_services.py:slow")
     assert options["host"] == "0.0.0.0" and options["port"] == 3000
     assert options["timeout_graceful_shutdown"] == 6
     assert options["log_config"]["loggers"]["bentolite"]["level"] == "INFO"
 
 
-def test_several_workers_load_the_target_from_the_environment(recorded, monkeypatch):
+def test_several_workers_get_the_settings(recorded, monkeypatch):
     target = f"{FIXTURES / 'server_services.py'}:slow"
     runner.serve(target, workers=3, max_body_size="1KB", timeout=None)
-    ((app, options),) = recorded
-    assert app == "bentolite.server.runner:app_from_environment" and options["factory"] is True
-    assert options["workers"] == 3 and options["timeout_graceful_shutdown"] is None
-    assert runner.SETTINGS_ENV not in __import__("os").environ  # restored afterwards
-    # what a worker does with the settings
-    settings = runner.ServeSettings(normalize_target(target), timeout=None, limits=Limits(max_body_size=1024))
+    ((chosen, options),) = recorded
+    assert chosen.workers == 3 and options["timeout_graceful_shutdown"] is None
+    settings = runner.ServeSettings.from_json(chosen.settings_json)
+    assert settings == runner.ServeSettings(
+        normalize_target(target), timeout=None, limits=Limits(max_body_size=1024)
+    )
+    # what the reloader's worker does with the settings
     monkeypatch.setenv(runner.SETTINGS_ENV, settings.to_json())
     worker_app = runner.app_from_environment()
     assert worker_app.state.bentolite.max_body_size == 1024

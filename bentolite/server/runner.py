@@ -1,28 +1,31 @@
 """``serve(target, ...)``: run the HTTP server with uvicorn.
 
-With one worker the service is loaded here and its app runs in this process. With
-``workers > 1`` (or ``reload``) uvicorn starts worker processes that share one listening
-socket, and each worker loads the service from the target itself: the settings travel in the
-environment variable ``BENTOLITE_SERVE_SETTINGS`` to :func:`app_from_environment`, the app
-factory uvicorn calls in every worker. The target is loaded once here first, so a bad target
-fails before any port is bound.
+A target (tag, bundle or build directory, ``module.py:attr``) is served by worker processes
+under a supervisor (``supervisor.py``), one worker by default: the supervisor binds the port,
+each worker loads the service itself and serves on the shared socket, and a worker that dies
+is replaced. The target is loaded once here first, so a bad target fails before any port is
+bound. A ``Service`` object is served in this process (it cannot be handed to another), and
+``reload`` runs uvicorn's reloader, whose worker gets the settings from the environment
+variable ``BENTOLITE_SERVE_SETTINGS`` (:func:`app_from_environment`).
 
 Before anything is loaded, the port is tried: a port in use is one :class:`PortInUse` error.
 
 SIGTERM (and Ctrl-C) drains the server: it stops accepting connections, waits for the requests
 in flight (each bounded by ``timeout``) and for the batchers to answer their queues, then
-exits. With several workers, the parent forwards SIGTERM to every worker, which drains alike.
+exits. The supervisor forwards SIGTERM to every worker, which drains alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
 import socket
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -87,6 +90,22 @@ def app_from_environment() -> Any:
         raise InvalidArgument(f"{SETTINGS_ENV} is not set: start workers with bentolite serve")
     settings = ServeSettings.from_json(text)
     return create_app(load_target(settings.target), **settings.app_options())
+
+
+def worker_main(settings_json: str, options: dict[str, Any], sock: socket.socket, record_path: str) -> None:
+    """A worker process of the supervisor: load the service, serve on ``sock`` until SIGTERM."""
+    import uvicorn
+
+    from bentolite.server.supervisor import load_failure_exit
+
+    settings = ServeSettings.from_json(settings_json)
+    config = uvicorn.Config(lambda: None, **options)  # configures logging before the load
+    try:
+        app = create_app(load_target(settings.target), **settings.app_options(), record_path=record_path)
+    except Exception as exc:  # whatever stops the load, the supervisor gets one logged line
+        sys.exit(load_failure_exit(exc))
+    config.app = app
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def protocol_options(limits: Limits) -> dict[str, Any]:
@@ -194,28 +213,42 @@ def serve(
         return
     check_port(host, port)  # before loading: a busy port fails fast, with nothing half-started
     target_text = settings.target
-    service = load_target(target_text)
+    service = load_target(target_text)  # a bad target fails here, before any port is bound
     mark_serving(service.bundle_path)  # so `bentolite delete` asks before removing it
-    if workers == 1 and not reload:
-        uvicorn.run(create_app(service, **settings.app_options()), **options)
+    if not reload:
+        _supervise(settings, options, workers)
         return
-    if reload:
-        watched = source_dir(target_text)
-        options["reload"] = True
-        options["reload_dirs"] = [str(watched)] if watched else None
-    else:
-        options["workers"] = workers
+    watched = source_dir(target_text)
+    options["reload"] = True
+    options["reload_dirs"] = [str(watched)] if watched else None
+    with _environment({SETTINGS_ENV: settings.to_json()}):
+        uvicorn.run("bentolite.server.runner:app_from_environment", factory=True, **options)
+
+
+def _supervise(settings: ServeSettings, options: dict[str, Any], workers: int) -> None:
+    from bentolite.server.supervisor import Supervisor
+
+    supervisor = Supervisor(
+        settings.to_json(), options, workers, drain_seconds=options["timeout_graceful_shutdown"]
+    )
     with tempfile.TemporaryDirectory(prefix="bentolite-metrics-") as metrics_dir:
-        added = {SETTINGS_ENV: settings.to_json()}
-        if workers > 1 and not os.environ.get(MULTIPROC_ENV):
-            added[MULTIPROC_ENV] = metrics_dir
-        previous = {key: os.environ.get(key) for key in added}
-        os.environ.update(added)
-        try:
-            uvicorn.run("bentolite.server.runner:app_from_environment", factory=True, **options)
-        finally:
-            for key, value in previous.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        added = {MULTIPROC_ENV: metrics_dir} if workers > 1 and not os.environ.get(MULTIPROC_ENV) else {}
+        with _environment(added):
+            status = supervisor.run()
+    if status:
+        raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def _environment(added: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``added`` (seen by the worker processes), restored afterwards."""
+    previous = {key: os.environ.get(key) for key in added}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
