@@ -56,9 +56,10 @@ def test_a_worker_killed_by_user_code_is_replaced_and_named(server, how, ended):
     assert after != before and server.process.poll() is None
     log = server.log.read_text()
     lines = [line for line in log.splitlines() if f"worker [{before}]" in line]
-    assert lines == [
-        f"ERROR:    worker [{before}] {ended} while answering API 'crash' request req-{how}; starting another"
-    ]
+    assert len(lines) == 1 and "ERROR" in lines[0]
+    assert lines[0].endswith(
+        f"worker [{before}] {ended} while answering API 'crash' request req-{how}; starting another"
+    )
     assert server.get("/readyz").status_code == 200
 
 
@@ -68,7 +69,8 @@ def test_a_request_without_an_id_gets_one_in_the_record(server):
         server.post("/crash", json="exit")
     wait_for(lambda: answer(server))
     line = next(line for line in server.log.read_text().splitlines() if f"worker [{before}]" in line)
-    assert re.search(rf"while answering API 'crash' request {before:x}-[0-9a-f]+; starting another$", line)
+    # the id the server gave the request, as its access log and error bodies show it
+    assert re.search(r"while answering API 'crash' request [0-9a-f]{32}; starting another$", line)
 
 
 def test_workers_that_cannot_start_are_given_up_and_the_server_exits_1(tmp_path):

@@ -28,7 +28,7 @@ def test_a_base_exception_is_a_json_500_and_the_server_keeps_serving(server, api
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert set(body) == {"error", "detail", "error_id"}
+    assert set(body) == {"error", "detail", "error_id", "request_id"}
     assert body["error"] == f"API {api!r} failed"
     expected = {"exit": "SystemExit", "interrupt": "KeyboardInterrupt", "base": "_Custom"}[kind]
     assert body["detail"].startswith(expected)

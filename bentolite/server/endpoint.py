@@ -17,6 +17,7 @@ from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overl
 from bentolite.server.batching import Batcher
 from bentolite.server.errors import error_response
 from bentolite.server.limits import INLINE_PARSE_LIMIT
+from bentolite.server.logs import request_id
 from bentolite.server.metrics import ApiMetrics
 from bentolite.server.state import ServerState
 from bentolite.service import ApiSpec
@@ -28,10 +29,10 @@ _HAS_TIMEOUT_BLOCK = sys.version_info >= (3, 11)
 MAX_RECORDED_NAME = 60
 
 
-def _request_id(headers: dict[str, str]) -> bytes | None:
-    """The client's X-Request-ID, if it sent one (the crash record names it)."""
-    value = headers.get("x-request-id")
-    return value.encode("latin-1")[:MAX_RECORDED_NAME] if value else None
+def _request_id() -> bytes | None:
+    """The request's id (middleware.py), as the crash record names it."""
+    value = request_id.get()
+    return value.encode("ascii")[:MAX_RECORDED_NAME] if value else None
 
 
 def _declared_length(headers: dict[str, str]) -> int:
@@ -89,9 +90,7 @@ class ApiEndpoint:
         try:
             headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
             try:
-                slot = self.state.in_flight.enter(
-                    self.record_name, _request_id(headers), _declared_length(headers)
-                )
+                slot = self.state.in_flight.enter(self.record_name, _request_id(), _declared_length(headers))
             except Overloaded as exc:
                 response: Response = error_response(exc)
             else:
