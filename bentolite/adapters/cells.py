@@ -50,6 +50,12 @@ class CellType:
     def name(self) -> str:
         return str(self.dtype)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CellType) and self.dtype == other.dtype
+
+    def __hash__(self) -> int:
+        return hash(str(self.dtype))
+
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of one cell."""
         if self.kind == "float":
@@ -191,7 +197,10 @@ def _floats(values: list[Any], dtype: np.dtype, allow_nan: bool, where: Where) -
                 raise BadInput(f"{where(i)}: {_show(value)} is not a number")
         values = [math.nan if v is None else v for v in values]
     try:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+        if dtype.itemsize < 8:  # a narrower float may overflow: checked below, without a warning
+            with np.errstate(over="ignore", invalid="ignore"):
+                array = np.array(values, dtype=dtype)
+        else:
             array = np.array(values, dtype=dtype)
     except OverflowError:  # an integer beyond any float
         for i, value in enumerate(values):

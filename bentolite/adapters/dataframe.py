@@ -58,6 +58,7 @@ class DataframeInput(Adapter):
         self.dtype = dtype
         self.allow_nan = bool(allow_nan)
         self._types = self._cell_types(dtype)
+        self._index: Any = None  # the columns' pandas Index, made once
 
     def _cell_types(self, dtype: Any) -> dict[Any, CellType] | CellType | None:
         if dtype is None:
@@ -141,7 +142,80 @@ class DataframeInput(Adapter):
     def _from_obj(self, obj: Any) -> Any:
         if hasattr(obj, "tolist") and not isinstance(obj, (list, dict)):
             obj = obj.tolist()  # a numpy array of rows, in a direct call
+        if type(obj) is list and obj and self.orient != "columns":
+            fast = self._number_rows(obj)
+            if fast is not None:
+                return fast
         return self._frame(table.from_json(obj, orient=self.orient, columns=self.columns))
+
+    def _number_rows(self, rows: list[Any]) -> Any:
+        """The common case in one step: rows of plain numbers (arrays of one width, or objects of
+        the same keys) become one 2-D array. None when anything is off: the general path then
+        names it."""
+        import itertools
+        import operator
+
+        import numpy as np
+
+        kinds = set(map(type, rows))
+        names: list[Any] | None = self.columns
+        if kinds == {dict}:
+            if names is None:
+                keys = rows[0].keys()
+                if any(row.keys() != keys for row in rows):
+                    return None
+                names = list(keys)
+            if not names:
+                return None
+            try:
+                values = list(map(operator.itemgetter(*names), rows))
+            except KeyError:
+                return None
+            rows = [[v] for v in values] if len(names) == 1 else values
+        elif kinds != {list}:
+            return None
+        width = len(rows[0]) if names is None else len(names)
+        if not width or set(map(len, rows)) != {width}:
+            return None
+        types = set(map(type, itertools.chain.from_iterable(rows)))
+        declared = self._uniform_type()
+        if declared is None:
+            if self._types is not None:
+                return None
+            dtype = np.dtype("int64") if types == {int} else np.dtype("float64")
+        elif declared.kind == "float" or (declared.kind == "int" and types == {int}):
+            dtype = declared.dtype
+        else:
+            return None
+        if not types <= {int, float}:
+            return None
+        try:
+            with np.errstate(over="ignore"):
+                array = np.array(rows, dtype=dtype)
+        except OverflowError:  # an integer beyond the dtype
+            return None
+        if dtype.kind == "f" and not self.allow_nan and not np.isfinite(array).all():
+            return None
+        return self._frame_of(array, names, width)
+
+    def _uniform_type(self) -> CellType | None:
+        """The one declared type of every column, if there is one."""
+        if isinstance(self._types, dict):
+            if self.columns is None:
+                return None
+            found = {self._types.get(c) for c in self.columns}
+            only = found.pop() if len(found) == 1 else None
+            return only
+        return self._types
+
+    def _frame_of(self, array: Any, names: list[Any] | None, width: int) -> Any:
+        import pandas as pd
+
+        if names is not None and names is not self.columns:
+            return pd.DataFrame(array, columns=pd.Index(names), copy=False)
+        if self._index is None or len(self._index) != width:
+            self._index = pd.Index(self.columns) if self.columns is not None else pd.RangeIndex(width)
+        return pd.DataFrame(array, columns=self._index, copy=False)
 
     def from_http(self, request: HttpRequest) -> Any:
         self.check_media_type(request)

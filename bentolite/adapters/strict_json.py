@@ -27,8 +27,10 @@ from bentolite.exceptions import BadInput
 MAX_DEPTH = 64
 
 _NOT_BRACKETS = bytes(range(256)).translate(None, b'[]{}"')
-# a float literal Python reads as infinity needs an exponent of 3+ digits or 309+ digits
-_MAYBE_OVERFLOW = re.compile(rb"\d[eE]\+?0*[1-9]\d{2}|\d{309}")
+# a float literal Python reads as infinity needs an exponent of 3+ digits, or 309+ digits in a row
+_BIG_EXPONENT = re.compile(rb"\d[eE]\+?0*[1-9]\d\d")
+_DIGITS_AS_ONES = bytes.maketrans(b"0123456789", b"1" * 10)
+_LONG_DIGIT_RUN = b"1" * 309
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -43,11 +45,11 @@ def loads(body: bytes, *, allow_nan: bool = False) -> Any:
     too_deep = _deeper_than(body, MAX_DEPTH)
     if too_deep:
         raise BadInput(f"request body nests arrays/objects more than {MAX_DEPTH} deep")
-    check_overflow = not allow_nan and _MAYBE_OVERFLOW.search(body) is not None
+    check_overflow = not allow_nan and _may_overflow(body)
     try:
         value = json.loads(
             text,
-            parse_constant=_constant_parser(allow_nan),
+            parse_constant=_allow_constant if allow_nan else _refuse_constant,
             parse_float=_finite_float if check_overflow else float,
         )
     except RecursionError as exc:  # defence in depth: the depth scan should have caught it
@@ -56,25 +58,32 @@ def loads(body: bytes, *, allow_nan: bool = False) -> Any:
         if isinstance(exc, _Refused):
             raise BadInput(str(exc)) from None
         raise BadInput("request body is not valid JSON", detail=str(exc)) from exc
-    if _ESCAPED_SURROGATE.search(body):
+    if b"\\u" in body and _ESCAPED_SURROGATE.search(body):
         _check_surrogates(value)
     return value
+
+
+def _may_overflow(body: bytes) -> bool:
+    """Whether the body may hold a number too large for a float (a cheap scan; false positives
+    only cost the slower parse that checks each float)."""
+    digits = body.translate(_DIGITS_AS_ONES)
+    if (b"1e" in digits or b"1E" in digits) and _BIG_EXPONENT.search(body):
+        return True
+    return _LONG_DIGIT_RUN in digits
 
 
 class _Refused(ValueError):
     """A value strict JSON refuses, raised from inside the parser's hooks."""
 
 
-def _constant_parser(allow_nan: bool) -> Any:
-    def parse(name: str) -> float:
-        if allow_nan:
-            return float(name)  # "NaN", "Infinity", "-Infinity"
-        raise _Refused(
-            f"request body holds {name}, which is not JSON (RFC 8259); send a number, or null "
-            "for a missing value"
-        )
+def _allow_constant(name: str) -> float:
+    return float(name)  # "NaN", "Infinity", "-Infinity"
 
-    return parse
+
+def _refuse_constant(name: str) -> float:
+    raise _Refused(
+        f"request body holds {name}, which is not JSON (RFC 8259); send a number, or null for a missing value"
+    )
 
 
 def _finite_float(literal: str) -> float:
