@@ -86,10 +86,36 @@ def test_text_length_save_and_build(store_home: Path) -> None:
     assert json.loads(text) == {"unit": "words", "length": 2}
 
 
+IRIS_HEADER = "sepal_length,sepal_width,petal_length,petal_width\n"
+#: (content type, body, what the 400's error says): each a request the iris model cannot take
+MALFORMED_IRIS_REQUESTS = [
+    ("application/json", '[[5.1, "x", 1.4, 0.2]]', "row 0, column 'sepal_width': 'x' is not a number"),
+    ("application/json", "[[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, 1.4]]", "row 1 has 3 values; expected 4"),
+    ("application/json", "[[5.1, null, 1.4, 0.2]]", "row 0, column 'sepal_width': null is not a number"),
+    ("application/json", "[[5.1, [3.5], 1.4, 0.2]]", "column 'sepal_width': an array is not a number"),
+    ("application/json", "[[5.1, NaN, 1.4, 0.2]]", "holds NaN, which is not JSON"),
+    ("application/json", "[[5.1, Infinity, 1.4, 0.2]]", "holds Infinity"),
+    ("application/json", "[[5.1, 1e400, 1.4, 0.2]]", "number 1e400 is out of the range"),
+    (
+        "application/json",
+        '[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4}]',
+        "missing column 'petal_width'",
+    ),
+    ("application/json", "[" * 900 + "]" * 900, "nests arrays/objects more than 64 deep"),
+    ("application/json", '[["\\ud800", 3.5, 1.4, 0.2]]', "lone UTF-16 surrogate"),
+    ("text/csv", IRIS_HEADER, "the CSV has a header but no rows"),
+    ("text/csv", IRIS_HEADER + "0,5.1,3.5,1.4,0.2\n", "row 0 (line 2) has 5 fields; the header has 4"),
+]
+
+
 def test_iris_client_against_bentolite_serve(iris_example_bundle: Path, tmp_path: Path) -> None:
     server = Server(str(iris_example_bundle), home=tmp_path, log=tmp_path / "server.log")
     try:
         out = run("python", "client.py", "--url", server.base, cwd=IRIS)
+        for content_type, body, error in MALFORMED_IRIS_REQUESTS:
+            answer = server.post("/predict", data=body.encode(), headers={"content-type": content_type})
+            assert answer.status_code == 400 and error in answer.json()["error"], (body[:60], answer.text)
+        assert server.post("/predict", json=[[6.5, 3.0, 5.8, 2.2]]).json() == [2]
     finally:
         server.stop()
     answers = [json.loads(line.split("-> ", 1)[1]) for line in out.splitlines() if "-> " in line]
