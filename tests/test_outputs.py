@@ -294,6 +294,12 @@ def test_text_answers_and_a_result_the_output_cannot_render(server):
     assert server.post("/not_text", json="still serving").status_code == 200
 
 
+def test_a_clipper_api_answers_strict_json_too(server):
+    answer = server.post("/clipper_words", json={"input_batch": ["text", "float", "NaN is a word"]})
+    outputs = [p["output"] for p in strict_loads(answer.content)["batch_predictions"]]
+    assert outputs == [None, None, "NaN is a word"]
+
+
 def test_a_table_answers_json_or_csv_as_the_client_accepts(server):
     rows = [{"a": 1, "b": 0.5}, {"a": 2, "b": -1}]
     as_json = server.post("/double", json=rows)

@@ -26,6 +26,7 @@ per request first (by the input adapter), then each part is rendered on its own.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from bentolite.adapters.base import HttpRequest, HttpResponse
@@ -198,7 +199,12 @@ class ClipperOutput(Output):
         return self
 
     def to_http(self, result: Any, request: HttpRequest, payload: Any = None) -> HttpResponse:
-        return self.adapter.to_http(result, payload)
+        answer = self.adapter.to_http(result, payload)
+        if b"NaN" in answer.body or b"Infinity" in answer.body:
+            # an output text "NaN" reads back as a float NaN, which Python's json writes bare:
+            # written again strictly, as null (a string that merely contains the word is unchanged)
+            answer = HttpResponse(json_dumps(json.loads(answer.body)), answer.status, answer.media_type)
+        return answer
 
     def openapi_response(self) -> dict[str, Any]:
         return self.adapter.openapi_response()
