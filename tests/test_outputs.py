@@ -25,7 +25,7 @@ from openapi_spec_validator import validate
 from output_services import Outputs, png
 from strict_parse import strict_loads
 
-from bentolite import api
+from bentolite import Service, api
 from bentolite.adapters import (
     OUTPUTS,
     ClipperFloatsInput,
@@ -39,6 +39,7 @@ from bentolite.adapters import (
     JsonInput,
     JsonOutput,
     NdarrayOutput,
+    Output,
     TextOutput,
 )
 from bentolite.adapters.dataframe_output import negotiate
@@ -189,6 +190,33 @@ def test_the_command_line_prediction_renders_with_the_output():
     assert predict(svc, "shout", b"hi", "text/plain").body == b"HI!"
 
 
+def test_a_custom_output_renders_and_documents_itself():
+    class Yaml(Output):
+        media_type = "application/yaml"
+
+        def render(self, result):
+            return f"answer: {result}\n".encode()
+
+        def openapi_response(self):
+            return {self.media_type: {"schema": {"type": "string"}}}
+
+    class Custom(Service):
+        @api(input=JsonInput(), output=Yaml())
+        def echo(self, x):
+            return x
+
+    async def post():
+        transport = httpx.ASGITransport(app=create_app(Custom()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/echo", json=42)
+
+    answer = asyncio.run(post())
+    assert answer.headers["content-type"] == "application/yaml" and answer.text == "answer: 42\n"
+    operation = openapi_spec(Custom())["paths"]["/echo"]["post"]
+    assert set(operation["responses"]["200"]["content"]) == {"application/yaml"}
+    assert operation["x-bentolite-output"] == {"type": "Yaml"}
+
+
 # --- the OpenAPI document and the bundle record -----------------------------------------------
 def test_openapi_responses_come_from_the_outputs_and_errors_share_one_schema():
     paths = openapi_spec(Outputs())["paths"]
@@ -301,12 +329,13 @@ def test_a_clipper_api_answers_strict_json_too(server):
 
 
 def test_a_table_answers_json_or_csv_as_the_client_accepts(server):
-    rows = [{"a": 1, "b": 0.5}, {"a": 2, "b": -1}]
+    rows = [{"a": 1.5, "b": 0.5}, {"a": 2.5, "b": -1.0}]
     as_json = server.post("/double", json=rows)
     assert as_json.headers["content-type"] == "application/json"
-    assert strict_loads(as_json.content) == [{"a": 2, "b": 1.0}, {"a": 4, "b": None}]
+    assert strict_loads(as_json.content) == [{"a": 3.0, "b": 1.0}, {"a": 5.0, "b": None}]
     as_csv = server.post("/double", json=rows, headers={"Accept": "text/csv"})
-    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8" and as_csv.text == "a,b\n2,1.0\n4,\n"
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.text == "a,b\n3.0,1.0\n5.0,\n"  # the NaN cell is an empty field
     refused = server.post("/double", json=rows, headers={"Accept": "application/xml"})
     assert refused.status_code == 406 and "Accept" in strict_loads(refused.content)["error"]
 
