@@ -16,6 +16,7 @@ from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
 from bentolite.server.batching import Batcher
 from bentolite.server.errors import error_response
+from bentolite.server.inline import InlinePolicy
 from bentolite.server.limits import INLINE_PARSE_LIMIT
 from bentolite.server.logs import request_id
 from bentolite.server.metrics import ApiMetrics
@@ -72,6 +73,7 @@ class ApiEndpoint:
         self.metrics: ApiMetrics = state.metrics.for_api(spec.name, batch=spec.batch)
         #: the API as the crash record names it (inflight.py)
         self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
+        self.policy = InlinePolicy()
         self.batcher: Batcher | None = None
         if spec.batch:
             self.batcher = Batcher(
@@ -131,7 +133,13 @@ class ApiEndpoint:
             body, headers.get("content-type"), headers=headers, form_limits=self.state.form_limits
         )
         if self.batcher is None and not self.is_async:
-            return await self.state.run_sync(self._serve_one, request)
+            if self.policy.inline:
+                started = time.perf_counter()  # the clock alone: no system call on the loop
+                try:
+                    return self._serve_one(request)
+                finally:
+                    self.policy.inline_call(time.perf_counter() - started)
+            return await self.state.run_sync(self._serve_one_timed, request)
         if len(body) > INLINE_PARSE_LIMIT:
             payload = await self.state.run_sync(self._parse, request)
         else:
@@ -188,14 +196,29 @@ class ApiEndpoint:
             ) from exc
 
     def _serve_one(self, request: HttpRequest) -> HttpResponse:
-        """An unbatched request to a sync function, in one thread-pool hop."""
+        """An unbatched request to a sync function: in one thread-pool hop, or on the loop when
+        the API's calls are cheap (``inline.py``)."""
         payload = self._parse(request)
         return self._render(self._call(payload), request, payload)
+
+    def _serve_one_timed(self, request: HttpRequest) -> HttpResponse:
+        """:meth:`_serve_one` in the pool, timed for the inline policy."""
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return self._serve_one(request)
+        finally:
+            self.policy.pool_call(time.thread_time() - cpu, time.perf_counter() - wall)
 
     # --- batches: each returns one outcome per job, an HttpResponse or a BentoliteError ---
     async def _execute_batch(self, jobs: list[_Job]) -> list[Any]:
         if not self.is_async:
-            return await self.state.run_sync(self._run_batch, jobs)
+            if self.policy.inline:  # a cheap batch runs on the loop, as a cheap request does
+                started = time.perf_counter()  # the clock alone: no system call on the loop
+                try:
+                    return self._run_batch(jobs)
+                finally:
+                    self.policy.inline_call(time.perf_counter() - started)
+            return await self.state.run_sync(self._run_batch_timed, jobs)
         groups = self._groups(jobs)
         outcomes: list[Any] = []
         for batch, sizes, members in groups:
@@ -206,6 +229,14 @@ class ApiEndpoint:
                     raise
                 outcomes.append(exc)  # a group of one payload: only that caller fails
         return outcomes
+
+    def _run_batch_timed(self, jobs: list[_Job]) -> list[Any]:
+        """:meth:`_run_batch` in the pool, timed for the inline policy."""
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return self._run_batch(jobs)
+        finally:
+            self.policy.pool_call(time.thread_time() - cpu, time.perf_counter() - wall)
 
     def _run_batch(self, jobs: list[_Job]) -> list[Any]:
         """A batch for a sync function, in one thread-pool hop: merge, call, split, render."""

@@ -4,7 +4,8 @@ or body buffering, unlike Starlette's ``BaseHTTPMiddleware``).
 For every HTTP request it:
 
 * takes the client's ``X-Request-ID`` when it is 1 to 128 characters of ``A-Z a-z 0-9 . _ ~ : @
-  + = / -``, or makes a new one (32 hex digits), and sets it as the current request id
+  + = / -``, or makes a new one (32 hex digits: 16 random per process, then a counter; unique,
+  not secret), and sets it as the current request id
   (:data:`bentolite.server.logs.request_id`), so log lines and error bodies carry it;
 * returns it in the response's ``X-Request-ID`` header;
 * writes one access line to the ``bentolite.access`` logger at INFO once the response is sent:
@@ -14,6 +15,7 @@ For every HTTP request it:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -39,8 +41,23 @@ def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+_prefix = os.urandom(8).hex()
+_counter = itertools.count()
+
+
+def _new_prefix() -> None:
+    global _prefix, _counter
+    _prefix, _counter = os.urandom(8).hex(), itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_prefix)  # a forked worker draws its own prefix
+
+
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    """A fresh id: a random prefix drawn once per process, then a counter (no system call per
+    request, as the random source would cost)."""
+    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 class RequestIdMiddleware:
