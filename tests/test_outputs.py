@@ -80,6 +80,27 @@ def test_api_checks_its_output_when_it_runs():
         NdarrayOutput(dtype="nope")
 
 
+def test_an_output_example_is_shown_in_the_document_and_checked():
+    class Documented(Service):
+        @api(input=JsonInput(), output=DataframeOutput(example=[{"p": 0.5}]))
+        def table(self, x):
+            return x
+
+        @api(input=JsonInput(), output=TextOutput(example="yes"))
+        def text(self, x):
+            return x
+
+    paths = openapi_spec(Documented())["paths"]
+    table = paths["/table"]["post"]["responses"]["200"]["content"]
+    assert table["application/json"]["example"] == [{"p": 0.5}] and "example" not in table["text/csv"]
+    assert paths["/text"]["post"]["responses"]["200"]["content"]["text/plain"]["example"] == "yes"
+    assert DataframeOutput(example=[{"p": 0.5}]).to_spec() == DataframeOutput().to_spec()
+    with pytest.raises(InvalidArgument, match=r"JsonOutput\(example=...\) must be an answer as a JSON value"):
+        JsonOutput(example=float("nan"))
+    with pytest.raises(InvalidArgument, match="must be a str"):
+        TextOutput(example=3)
+
+
 def test_every_output_has_a_schema_and_a_record():
     for name, cls in OUTPUTS.items():
         output = cls(ClipperFloatsInput()) if cls is ClipperOutput else cls()

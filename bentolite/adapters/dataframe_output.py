@@ -6,7 +6,7 @@ from typing import Any
 
 from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.adapters.json_encoding import json_dumps
-from bentolite.adapters.outputs import Output
+from bentolite.adapters.outputs import Output, check_example
 from bentolite.exceptions import InferenceError, InvalidArgument, NotAcceptable
 
 _JSON = "application/json"
@@ -26,7 +26,8 @@ class DataframeOutput(Output):
 
     error_statuses = ("406",)
 
-    def __init__(self, output_orient: str = "records") -> None:
+    def __init__(self, output_orient: str = "records", *, example: Any = None) -> None:
+        self.example = check_example(self.name, example)
         if output_orient not in _ORIENTS:
             raise InvalidArgument(
                 f"DataframeOutput(output_orient={output_orient!r}) is not supported; use one of {_ORIENTS}"

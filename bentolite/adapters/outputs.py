@@ -46,6 +46,8 @@ class Output:
     media_type: str = _JSON
     #: error statuses this output adds to those of every API (OpenAPI ``responses``)
     error_statuses: tuple[str, ...] = ()
+    #: an answer the OpenAPI document shows (``example=``; not recorded in bentolite.yaml)
+    example: Any = None
 
     @property
     def name(self) -> str:
@@ -83,13 +85,20 @@ class Output:
         """OpenAPI ``responses['200'].content`` mapping."""
         return {self.media_type: {"schema": {}}}
 
+    def openapi_examples(self) -> dict[str, Any]:
+        """Media type -> the example answer of the OpenAPI document (the output's ``example=``)."""
+        if self.example is None:
+            return {}
+        return {next(iter(self.openapi_response())): self.example}
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{self.name}({opts})"
 
 
 class JsonOutput(Output):
-    """Any JSON-able result as strict JSON (``application/json``, UTF-8).
+    """Any JSON-able result as strict JSON (``application/json``, UTF-8); ``example=`` is an
+    answer the OpenAPI document shows (as for every output but the binary ones).
 
     numpy arrays and scalars, pandas DataFrames (as records), Series and ``pd.NA`` are encoded
     as plain JSON values; a NaN or infinite float anywhere in the result becomes ``null``, so
@@ -97,8 +106,9 @@ class JsonOutput(Output):
     character (``\\u00e9``).
     """
 
-    def __init__(self, ensure_ascii: bool = False) -> None:
+    def __init__(self, ensure_ascii: bool = False, *, example: Any = None) -> None:
         self.ensure_ascii = bool(ensure_ascii)
+        self.example = check_example(self.name, example)
 
     def options(self) -> dict[str, Any]:
         return {"ensure_ascii": True} if self.ensure_ascii else {}
@@ -125,7 +135,8 @@ class NdarrayOutput(Output):
     """An array (or anything ``numpy.asarray`` takes) as nested JSON lists, cast to ``dtype``
     first when given; NaN and infinities become ``null``."""
 
-    def __init__(self, dtype: str | None = None) -> None:
+    def __init__(self, dtype: str | None = None, *, example: Any = None) -> None:
+        self.example = check_example(self.name, example)
         self.dtype = None
         if dtype is not None:
             import numpy as np
@@ -159,6 +170,19 @@ class NdarrayOutput(Output):
         return {_JSON: {"schema": schema}}
 
 
+def check_example(output: str, example: Any) -> Any:
+    """The ``example=`` of an output, refused unless it is a strict JSON value."""
+    if example is not None:
+        try:
+            json.dumps(example, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"{output}(example=...) must be an answer as a JSON value (dict, list, str, number, "
+                f"bool); got {type(example).__name__}: {exc}"
+            ) from exc
+    return example
+
+
 def _json_type(dtype: str | None) -> str | None:
     if dtype is None:
         return None
@@ -172,6 +196,11 @@ class TextOutput(Output):
     """A ``str`` result as ``text/plain; charset=utf-8``."""
 
     media_type = "text/plain; charset=utf-8"
+
+    def __init__(self, *, example: str | None = None) -> None:
+        if example is not None and not isinstance(example, str):
+            raise InvalidArgument(f"TextOutput(example=...) must be a str, got {type(example).__name__}")
+        self.example = example
 
     def render(self, result: Any) -> bytes:
         if not isinstance(result, str):

@@ -82,11 +82,16 @@ def request_body(spec: ApiSpec) -> dict[str, Any]:
 
 
 def api_responses(spec: ApiSpec) -> dict[str, Any]:
-    """The ``responses`` of an API's operation: its output adapter's answer, then the errors every
-    API can give and those its output adds (406 for an output that honours ``Accept``)."""
+    """The ``responses`` of an API's operation: its output adapter's answer (with the output's
+    example, when it was given one), then the errors every API can give and those its output adds
+    (406 for an output that honours ``Accept``)."""
     statuses = sorted({*API_ERRORS, *spec.output.error_statuses})
+    content = {media: dict(entry) for media, entry in spec.output.openapi_response().items()}
+    for media, example in spec.output.openapi_examples().items():
+        if media in content:
+            content[media]["example"] = example
     return {
-        "200": {"description": "The prediction", "content": spec.output.openapi_response()},
+        "200": {"description": "The prediction", "content": content},
         **{status: {"$ref": f"#/components/responses/E{status}"} for status in statuses},
     }
 

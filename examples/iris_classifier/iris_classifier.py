@@ -1,7 +1,7 @@
 """An iris classifier served two ways: a DataFrame API for HTTP clients and a Clipper API."""
 
 from bentolite import Service, api, artifacts, env
-from bentolite.adapters import ClipperFloatsInput, DataframeInput
+from bentolite.adapters import ClipperFloatsInput, DataframeInput, JsonOutput
 from bentolite.artifacts import PickleArtifact
 from bentolite.exceptions import BadInput
 
@@ -15,8 +15,12 @@ class IrisClassifier(Service):
 
     # Declaring the columns and their dtype makes a malformed request (a missing column, a row
     # of 3 values, a cell "x") a 400 naming the row and column, not a failure inside the model.
-    # The example is what the API's OpenAPI document (and Swagger's "Try it out") sends.
-    @api(input=DataframeInput(columns=FEATURES, dtype="float64", example=[[5.1, 3.5, 1.4, 0.2]]))
+    # The input's example is what the API's OpenAPI document (and Swagger's "Try it out") sends;
+    # the output's is the answer the document shows.
+    @api(
+        input=DataframeInput(columns=FEATURES, dtype="float64", example=[[5.1, 3.5, 1.4, 0.2]]),
+        output=JsonOutput(example=[0]),
+    )
     def predict(self, df):
         """One species per row of sepal length, sepal width, petal length, petal width."""
         return self.artifacts.model.predict(df.to_numpy())
