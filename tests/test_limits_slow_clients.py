@@ -113,6 +113,20 @@ def test_the_deadline_applies_to_each_request_of_a_kept_alive_connection(server)
         assert status == 408 and time.monotonic() - started < TIMEOUT + 1
 
 
+def test_a_busy_kept_alive_connection_outlives_the_deadline(server):
+    request = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n[3]"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        started, answered = time.monotonic(), 0
+        while time.monotonic() - started < TIMEOUT * 2.5:  # each request whole in one write
+            sock.sendall(request)
+            assert read_answer(sock) == (200, [3])
+            answered += 1
+            time.sleep(0.01)
+    assert answered > 20
+
+
 def test_an_idle_connection_is_closed_silently(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT + 3) as sock:
         started = time.monotonic()

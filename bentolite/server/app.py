@@ -208,7 +208,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.start_loading()
-        state.in_flight.mark_serving()
+        if state.status == "ok":  # else once the artifacts have loaded (state.py)
+            state.in_flight.mark_serving()
         yield
         await state.shutdown()
 

@@ -12,8 +12,9 @@ when the worker dies, to say what it was doing; otherwise it is plain memory. Wr
 is one short memory copy, cheap enough for every request.
 
 Record layout (``read_record`` is the reader): byte 0 is 1 once the worker serves (its app
-has started), 0 before; slot ``i`` starts at ``HEADER_SIZE + i * SLOT_SIZE`` and holds
-``api`` ``\\x1f`` ``request id`` ``\\x00``, or a 0 byte when free.
+has started and its artifacts are loaded), 0 before; slot ``i`` starts at
+``HEADER_SIZE + i * SLOT_SIZE`` and holds ``api`` ``\\x1f`` ``request id`` ``\\x00``, or a 0
+byte when free.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class InFlight:
 
     # --- the record ----------------------------------------------------------------------------
     def mark_serving(self) -> None:
-        """Tell the supervisor this worker has started serving."""
+        """Tell the supervisor this worker serves: its app has started, its artifacts loaded."""
         self.record[0] = 1
 
 

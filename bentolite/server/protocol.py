@@ -243,6 +243,9 @@ if HttpToolsProtocol is not None:
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            # disarmed here, not after parsing: a whole request in one read has already set
+            # _in_head again (on_message_complete) by the time data_received returns
+            self._disarm()
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:

@@ -83,6 +83,7 @@ class ServerState:
             logger.error("%s cannot serve: %s", self.service.name, self.status_detail, exc_info=exc)
             return
         self.status = "ok"
+        self.in_flight.mark_serving()  # a crash from now on is not a failed start
         logger.info("%s is ready: artifacts loaded", self.service.name)
 
     def retry_after(self) -> int:

@@ -8,9 +8,9 @@ cannot take it along:
 * A worker that dies after it started serving is replaced at once, and one log line names
   what it had in flight: the API and request id of each request, read from the worker's
   in-flight record (``inflight.py``), a file the supervisor creates for each worker.
-* A worker that dies before it served (say, its bundle was deleted) is restarted after a
-  growing pause; after ``MAX_START_FAILURES`` such deaths in a row its place is given up.
-  When no worker is left, the supervisor exits with status 1.
+* A worker that dies before it served (its bundle was deleted, loading its artifacts crashed
+  it) is restarted after a growing pause; after ``MAX_START_FAILURES`` such deaths in a row
+  its place is given up. When no worker is left, the supervisor exits with status 1.
 * SIGTERM or SIGINT: the supervisor closes its copy of the socket, forwards SIGTERM to every
   worker (each drains its requests in flight), waits for them and exits 0.
 """
