@@ -68,6 +68,8 @@ def test_pandas_values():
     frame = pd.DataFrame({"x": [1.0, np.nan, np.inf], "s": ["a", None, "c"]})
     records = [{"x": 1.0, "s": "a"}, {"x": None, "s": None}, {"x": None, "s": "c"}]
     assert strict_loads(json_dumps(frame)) == strict_loads(stdlib_dumps(frame)) == records
+    numbered = pd.DataFrame([[1, 2.5]])
+    assert strict_loads(json_dumps(numbered)) == strict_loads(stdlib_dumps(numbered)) == [{"0": 1, "1": 2.5}]
     series = pd.Series([1, None], dtype="Int64")
     assert strict_loads(json_dumps(series)) == strict_loads(stdlib_dumps(series)) == [1, None]
     assert strict_loads(json_dumps({"na": pd.NA, "nat": pd.NaT, "idx": pd.Index([3, 4])})) == {

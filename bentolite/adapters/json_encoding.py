@@ -64,6 +64,9 @@ def _plain(obj: Any) -> Any:
         import pandas as pd
 
         if isinstance(obj, pd.DataFrame):
+            if not all(isinstance(c, str) for c in obj.columns):
+                # keys as str(column) now, so orjson need not give the whole result up to json
+                obj = obj.set_axis([str(c) for c in obj.columns], axis=1)
             return obj.to_dict(orient="records")
         if isinstance(obj, (pd.Series, pd.Index)):
             return obj.tolist()
