@@ -124,6 +124,9 @@ def test_undeclared_columns_take_one_type_each():
     df = plain.from_http(req([{"n": 1, "s": "a", "b": True}, {"n": 2, "s": "b", "b": False}]))
     assert df["n"].dtype == np.int64 and df["b"].dtype == bool and df["s"].tolist() == ["a", "b"]
     assert plain.from_http(req([[1], [2.5]]))[0].dtype == np.float64
+    mixed = plain.from_http(req([[1, 2.5], [2, 3.0]]))  # each column by its own cells
+    assert mixed.dtypes.tolist() == [np.int64, np.float64]
+    assert plain.from_http(req([{"n": 1, "x": 0.5}])).dtypes.tolist() == [np.int64, np.float64]
     assert "row 1, column 's': 2 is a number, but row 0, column 's' holds a string" in refused(
         plain, [{"s": "a"}, {"s": 2}]
     )

@@ -180,8 +180,8 @@ class DataframeInput(Adapter):
         types = set(map(type, itertools.chain.from_iterable(rows)))
         declared = self._uniform_type()
         if declared is None:
-            if self._types is not None:
-                return None
+            if self._types is not None or types == {int, float}:
+                return None  # undeclared columns of ints beside floats: each column chooses
             dtype = np.dtype("int64") if types == {int} else np.dtype("float64")
         elif declared.kind == "float" or (declared.kind == "int" and types == {int}):
             dtype = declared.dtype
