@@ -28,6 +28,8 @@ from bentolite.archive_members import Member, copy_member, declared_bytes, open_
 from bentolite.bundle_meta import META_FILE, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, InvalidArgument
 
+#: the largest ``bentolite.yaml`` import reads (a real one is a few kilobytes)
+MAX_META_BYTES = 4 << 20
 #: file name ending -> format
 EXTENSIONS = {".bento": "tar.gz", ".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar": "tar", ".zip": "zip"}
 
@@ -194,8 +196,13 @@ def _read_meta(archive: Path, members: list[Member]) -> BundleMeta:
     entry = next((m for m in members if m.name == META_FILE and m.kind == "file"), None)
     if entry is None or entry.open is None:
         raise BundleError(f"{archive} is not a bentolite bundle archive: it has no {META_FILE}")
+    if entry.size > MAX_META_BYTES:
+        raise BundleError(
+            f"refusing to import {archive.name}: its {META_FILE} declares {entry.size} bytes, "
+            f"more than the {MAX_META_BYTES} a bundle's metadata needs"
+        )
     with entry.open() as f:
-        text = f.read().decode("utf-8", errors="replace")
+        text = f.read(MAX_META_BYTES + 1).decode("utf-8", errors="replace")
     meta = BundleMeta.from_yaml(text, source=f"{archive.name}:{META_FILE}")
     try:
         store.check_name(meta.name)

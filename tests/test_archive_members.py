@@ -204,3 +204,12 @@ def test_a_bundle_within_the_limits_imports(tmp_path, monkeypatch):
     store.delete("Greeter:v1")
     monkeypatch.setenv(MAX_MEMBERS_ENV, "200")
     assert import_bundle(file).tag == "Greeter:v1"
+
+
+def test_an_oversized_bentolite_yaml_is_refused_unread(tmp_path):
+    info = tarfile.TarInfo("bentolite.yaml")
+    info.size = 5 * MIB
+    file = tmp_path / "fat.tar"
+    file.write_bytes(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(info.size) + bytes(1024))
+    with pytest.raises(BundleError, match="its bentolite.yaml declares 5242880 bytes"):
+        import_bundle(file)
