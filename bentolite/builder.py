@@ -383,6 +383,23 @@ def collect_files(
             "remove it, exclude it, or set 'allow_external_symlinks: true' in the bentofile"
         )
 
+    def left_out(target: Path) -> bool:
+        """Whether a path inside the build directory is one the walk leaves out (a link to
+        ``.git/config`` must not smuggle it in)."""
+        parts = target.relative_to(build_dir).parts
+        for depth in range(1, len(parts) + 1):
+            folder = build_dir.joinpath(*parts[:depth])
+            rel = "/".join(parts[:depth])
+            if depth < len(parts) or target.is_dir():
+                if (
+                    parts[depth - 1] in ALWAYS_EXCLUDED_DIRS
+                    or (folder / "pyvenv.cfg").is_file()
+                    or folder == store_home
+                    or excludes.match_file(rel + "/")
+                ):
+                    return True
+        return target.is_file() and (target in skipped or excludes.match_file("/".join(parts)))
+
     def walk(here: Path, rel_dir: str, ancestors: frozenset[Path], external: str | None) -> None:
         for entry in sorted(os.scandir(here), key=lambda e: e.name):
             rel = rel_dir + entry.name
@@ -394,6 +411,9 @@ def collect_files(
             leaves = external
             if link_target is not None and not link_target.is_relative_to(build_dir):
                 leaves = leaves or rel
+            elif link_target is not None and left_out(link_target):
+                logger.warning("%s: skipping a symbolic link to %s, which is left out", rel, link_target)
+                continue
             if entry.is_dir():
                 real = link_target or path
                 if (

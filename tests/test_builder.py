@@ -556,3 +556,15 @@ def test_a_changed_artifact_file_is_refused_at_load(copied_dir):
     with pytest.raises(ArtifactError, match=r"artifact 'model': .*model.pkl does not match the SHA-256"):
         bentolite.load(path)
     assert bentolite.load(path, load_artifacts=False).name == "Scorer"
+
+
+def test_a_link_to_a_left_out_file_does_not_smuggle_it_in(linked_dir):
+    write(linked_dir, {".git/config": "[remote]\nurl = https://token@host/repo\n", "private/key.pem": "k"})
+    (linked_dir / "gitconfig").symlink_to(".git/config")
+    (linked_dir / "gitdir").symlink_to(".git", target_is_directory=True)
+    (linked_dir / "key").symlink_to("private/key.pem")
+    found = [rel for rel, _ in collect_files(linked_dir, ["*"], ["private/"])]
+    assert not {"gitconfig", "key"} & set(found) and not any(
+        r.startswith(("gitdir", "private")) for r in found
+    )
+    assert "alias.csv" in found  # a link to a file that is collected still is
