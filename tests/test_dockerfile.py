@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from bentolite.bundle_meta import ApiRecord, BundleMeta
@@ -368,3 +369,32 @@ def test_requirements_label_leaves_pip_options_out(tmp_path: Path) -> None:
     dockerfile = (tmp_path / "Dockerfile").read_text()
     assert "secret" not in dockerfile
     assert json.loads(labels_of(dockerfile)["ai.bentolite.requirements"]) == ["scikit-learn==1.5.0"]
+
+
+def test_bundle_labels_and_extra_labels_become_image_labels(tmp_path: Path, iris_model) -> None:
+    from cli_runner import CliRunner
+    from sample_services import IrisClassifier
+
+    from bentolite.cli.main import cli
+
+    meta = attrs.evolve(make_meta(), labels={"owner": "ml-team", "ai.bentolite.bundle": "not this"})
+    labels = labels_of(render_dockerfile(meta, "http", extra_labels={"stage": "dev", "owner": "ops"}))
+    assert labels["owner"] == "ops" and labels["stage"] == "dev"  # --label wins over the bundle's
+    assert labels["ai.bentolite.bundle"] == meta.tag  # bentolite's own cannot be replaced
+
+    from bentolite.bundle import save_bundle
+
+    svc = IrisClassifier().pack("model", iris_model[0])
+    bundle = save_bundle(svc, target=tmp_path / "bundle", labels={"team": "ml"})
+    assert labels_of((Path(bundle) / "Dockerfile").read_text())["team"] == "ml"
+    result = CliRunner().invoke(
+        cli,
+        ["containerize", str(bundle), "--label", "commit=abc123", "--output-context", str(tmp_path / "ctx")],
+    )
+    assert result.exit_code == 0, result.output
+    written = labels_of((tmp_path / "ctx" / "Dockerfile").read_text())
+    assert written["team"] == "ml" and written["commit"] == "abc123"
+    result = CliRunner().invoke(
+        cli, ["containerize", str(bundle), "--label", "nokey", "--output-context", "x"]
+    )
+    assert result.exit_code == 2 and "--label 'nokey': expected KEY=VALUE" in result.stderr
