@@ -92,8 +92,15 @@ def installed_distributions() -> dict[str, metadata.Distribution]:
 def _module_owner(name: str) -> str | None:
     """The distribution that provides the importable module ``name`` (``sklearn`` ->
     ``scikit-learn``), for a hint when a requirement names a module instead of a package."""
-    owners = metadata.packages_distributions().get(name.replace("-", "_"), [])
-    return owners[0] if owners else None
+    module = name.replace("-", "_")
+    packages_distributions = getattr(metadata, "packages_distributions", None)  # Python 3.10+
+    if packages_distributions is not None:
+        owners = packages_distributions().get(module, [])
+        return owners[0] if owners else None
+    for dist in metadata.distributions():  # Python 3.9: read each top_level.txt
+        if module in (dist.read_text("top_level.txt") or "").split():
+            return dist.metadata["Name"]
+    return None
 
 
 @attrs.frozen
