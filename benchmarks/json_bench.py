@@ -15,7 +15,7 @@ per encoder, and the table shows the mean time per call over the rounds and the 
 ratio with its lowest and highest round, so a noisy round shows as a wide range. Before timing,
 every encoder's output is parsed with a strict parser and compared with the others'.
 
-    python benchmarks/json_bench.py [--rounds 7] [--seconds 0.2]
+    python benchmarks/json_bench.py [--rounds 9] [--seconds 0.2]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def per_call(encode: Callable[[Any], bytes], obj: Any, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=0.2, help="time per encoder per round")
     args = parser.parse_args()
     encoders: dict[str, Callable[[Any], bytes]] = {
