@@ -158,6 +158,26 @@ def read_requirements_file(path: str | Path, _seen: frozenset[Path] = frozenset(
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: not a requirements file (not UTF-8 text: {exc.reason})") from None
     lines: list[Line] = []
+    for start, line in _logical_lines(text):
+        where = f"{file}:{start}"
+        option, _, rest = line.partition(" ")
+        if option in _INCLUDE_OPTIONS or option.startswith("--requirement="):
+            target = rest.strip() or option.partition("=")[2]
+            if not target:
+                raise ConfigError(f"{where}: {option} needs the file to include")
+            if not (file.parent / target).is_file():
+                raise ConfigError(f"{where}: requirements file {target} does not exist")
+            lines += read_requirements_file(file.parent / target, _seen | {file.resolve()})
+            continue
+        if " --hash" in f" {line}":
+            line = re.sub(r"\s--hash[= ]\S+", "", f" {line}").strip()  # hashes come from the lock
+        lines.append(check_line(line, where))
+    return lines
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each logical line: comments dropped, continuations joined."""
+    found: list[tuple[int, str]] = []
     logical, start = "", 0
     for number, raw in enumerate(text.splitlines(), start=1):
         content = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
@@ -167,18 +187,12 @@ def read_requirements_file(path: str | Path, _seen: frozenset[Path] = frozenset(
             logical += content[:-1] + " "
             continue
         logical += content
-        line, logical = logical.strip(), ""
-        if not line:
-            continue
-        option, _, rest = line.partition(" ")
-        if option in _INCLUDE_OPTIONS or option.startswith("--requirement="):
-            target = rest.strip() or option.partition("=")[2]
-            lines += read_requirements_file(file.parent / target, _seen | {file.resolve()})
-            continue
-        if " --hash" in f" {line}":
-            line = re.sub(r"\s--hash[= ]\S+", "", f" {line}").strip()  # hashes come from the lock
-        lines.append(check_line(line, f"{file}:{start}"))
-    return lines
+        if logical.strip():
+            found.append((start, logical.strip()))
+        logical = ""
+    if logical.strip():
+        found.append((start, logical.strip()))
+    return found
 
 
 def _pinned(line: Line) -> tuple[str, str | None]:

@@ -55,6 +55,9 @@ def test_options_includes_continuations_and_hashes(tmp_path: Path) -> None:
         "pyyaml==6.0.1",
     ]
     assert lines[1].where == f"{tmp_path / 'base.txt'}:1"
+    (tmp_path / "bad.txt").write_text("click\n-r missing.txt\n")
+    with pytest.raises(ConfigError, match=r"bad.txt:2: requirements file missing.txt does not exist"):
+        read_requirements_file(tmp_path / "bad.txt")
     for option, hint in (("-e .", "editable"), ("-c c.txt", "constraints"), ("--user", "use requirements")):
         (tmp_path / "bad.txt").write_text(f"click\n{option}\n")
         with pytest.raises(ConfigError, match=rf"bad.txt:2: unsupported pip option .*{hint}"):
