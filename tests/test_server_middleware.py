@@ -263,3 +263,21 @@ def test_every_serve_option_has_an_environment_variable_shown_in_help(seen):
     assert seen["access_log"] is False and seen["log_probes"] is True
     bad = CliRunner().invoke(cli, ["serve", "Name"], env={"BENTOLITE_LOG_FORMAT": "xml"})
     assert bad.exit_code == 2 and "log-format" in bad.output
+
+
+def test_api_posts_skip_the_router_yet_answer_like_any_route(faulty_app, monkeypatch):
+    from bentolite.server.endpoint import ApiEndpoint
+
+    stack = faulty_app.build_middleware_stack()
+    assert set(stack.direct) == {f"/{spec.route}" for spec in Faulty().apis.values()}
+    assert all(isinstance(app, ApiEndpoint) for app in stack.direct.values())
+    assert not create_app(Faulty(), cors_origins=["*"]).build_middleware_stack().direct  # CORS sees all
+
+    def broken(self, *args):
+        raise RuntimeError("a bug")
+
+    app = create_app(Faulty())
+    monkeypatch.setattr(ApiEndpoint, "_respond", broken)
+    response = call(app, "POST", "/ok", json=1)
+    assert response.status_code == 500 and response.json()["error"] == "internal server error"
+    assert response.json()["request_id"] == response.headers["x-request-id"]

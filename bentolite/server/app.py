@@ -135,14 +135,23 @@ def _server_routes(state: ServerState, docs: bool) -> list[BaseRoute]:
 
 class ServerApp(Starlette):
     """Starlette with :class:`RequestIdMiddleware` outside everything, Starlette's own error
-    layer included, so every answer (a 500 too) carries the request id and is logged."""
+    layer included, so every answer (a 500 too) carries the request id and is logged.
+
+    Without other middleware (CORS), a POST to an API route goes from there straight to its
+    :class:`ApiEndpoint`, which answers every error itself: the router and Starlette's two
+    error layers would only add their cost to each prediction."""
 
     def __init__(self, *, access_log: bool, log_probes: bool, **kwargs: Any) -> None:
         self._access = {"access_log": access_log, "log_probes": log_probes}
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack(), **self._access)
+        direct: dict[str, ASGIApp] = {}
+        if not self.user_middleware:
+            for route in self.routes:
+                if isinstance(route, Route) and isinstance(route.app, ApiEndpoint) and "{" not in route.path:
+                    direct[route.path] = route.app
+        return RequestIdMiddleware(super().build_middleware_stack(), direct=direct, **self._access)
 
 
 def _cors(origins: Sequence[str]) -> list[Middleware]:

@@ -57,6 +57,11 @@ def http_error(request: Request, exc: Exception) -> Response:
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
+    return internal_error(exc)
+
+
+def internal_error(exc: Exception) -> Response:
+    """The 500 for an exception no other layer answered (logged with its traceback)."""
     error = InferenceError("internal server error", detail=f"{type(exc).__name__}; see the server log")
     error.__cause__ = exc
     return error_response(error)

@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bentolite.server.errors import internal_error
 from bentolite.server.logs import request_id
 
 access_logger = logging.getLogger("bentolite.access")
@@ -63,10 +64,20 @@ def new_request_id() -> str:
 class RequestIdMiddleware:
     """Request id in and out, and one access log line per request (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True, log_probes: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access_log: bool = True,
+        log_probes: bool = False,
+        direct: dict[str, ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.access_log = access_log
         self.log_probes = log_probes
+        #: path -> app of the POST routes that need no other layer (the API endpoints, which
+        #: answer their own errors): they skip the router and Starlette's error layers
+        self.direct = direct or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,10 +88,12 @@ class RequestIdMiddleware:
         id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
         status = 500  # what the client gets if the app fails before answering
         size = 0
+        answering = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, size
+            nonlocal status, size, answering
             if message["type"] == "http.response.start":
+                answering = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
             elif message["type"] == "http.response.body":
@@ -88,8 +101,19 @@ class RequestIdMiddleware:
             await send(message)
 
         token = request_id.set(rid)
+        direct = None
+        if scope["method"] == "POST" and not scope.get("root_path"):
+            direct = self.direct.get(scope["path"])
         try:
-            await self.app(scope, receive, send_with_id)
+            if direct is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                try:
+                    await direct(scope, receive, send_with_id)
+                except Exception as exc:  # a bug past the endpoint's own error handling
+                    if answering:  # the answer had begun: nothing more can be sent
+                        raise
+                    await internal_error(exc)(scope, receive, send_with_id)
         finally:
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 if self.log_probes or scope["path"] not in PROBE_PATHS:
