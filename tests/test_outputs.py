@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from live_server import Server
@@ -45,6 +46,7 @@ from bentolite.adapters import (
 from bentolite.adapters.dataframe_output import negotiate
 from bentolite.bundle import load_bundle, save_bundle
 from bentolite.cli.bundles import predict
+from bentolite.cli.main import cli
 from bentolite.exceptions import InferenceError, InvalidArgument, NotAcceptable
 from bentolite.server import create_app
 from bentolite.server.openapi import openapi_spec
@@ -205,10 +207,15 @@ def test_ndarray_text_file_and_image_outputs():
         ImageOutput().to_http(b"not an image", request())
 
 
-def test_the_command_line_prediction_renders_with_the_output():
+def test_the_command_line_prediction_renders_with_the_output(store_home):
     svc = Outputs()
     assert predict(svc, "swatch", b'{"rgb": [9, 8, 7]}', "application/json").body == png((9, 8, 7))
     assert predict(svc, "shout", b"hi", "text/plain").body == b"HI!"
+    save_bundle(svc, version="1", target=store_home / "bundles" / "Outputs" / "1")
+    image = CliRunner().invoke(cli, ["run", "Outputs:1", "swatch", "--input", '{"rgb": [9, 8, 7]}'])
+    assert image.exit_code == 0 and image.stdout_bytes == png((9, 8, 7))  # no newline added
+    text = CliRunner().invoke(cli, ["run", "Outputs:1", "shout", "--input", '"hi"'])
+    assert text.exit_code == 0 and text.stdout == "HI!\n"
 
 
 def test_a_custom_output_renders_and_documents_itself():

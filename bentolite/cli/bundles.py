@@ -120,7 +120,8 @@ def run_command(tag: str, api: str, input_text: str | None, input_file: Path | N
     service = load_bundle(path)
     body, content_type = _request_body(service.get_api(api).adapter, input_text, input_file)
     response = predict(service, api, body, content_type)
-    click.echo(response.body)
+    # a file's or an image's bytes are written as they are, without the newline text gets
+    click.echo(response.body, nl=response.media_type.startswith(("application/json", "text/")))
 
 
 @click.command("openapi")
