@@ -21,7 +21,7 @@ import attrs
 import pathspec
 import yaml
 
-from bentolite import store, yaml_reading
+from bentolite import safe_yaml, store
 from bentolite.exceptions import ConfigError, InvalidArgument
 from bentolite.requirements import is_requirement
 from bentolite.requirements import parse as parse_requirement
@@ -267,7 +267,7 @@ class BuildConfig:
     @classmethod
     def from_yaml(cls, text: str, source: str = BENTOFILE) -> BuildConfig:
         """Parse and validate bentofile text; ``source`` names the file in error messages."""
-        return _Reader(source).config(yaml_reading.compose(text, source, ConfigError))
+        return _Reader(source).config(safe_yaml.compose(text, source, ConfigError))
 
     @classmethod
     def from_file(cls, path: str | Path) -> BuildConfig:
@@ -343,7 +343,7 @@ class BuildConfig:
         return data
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return safe_yaml.dump(self.to_dict())
 
 
 def _line_of(lines: Mapping[str, int], key: str) -> int:

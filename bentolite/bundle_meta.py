@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
-from bentolite import yaml_reading
+from bentolite import safe_yaml
 from bentolite.exceptions import BundleError
 
 META_FILE = "bentolite.yaml"
@@ -87,7 +86,7 @@ class BundleMeta:
         }
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return safe_yaml.dump(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, source: str = META_FILE) -> BundleMeta:
@@ -116,7 +115,7 @@ class BundleMeta:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = META_FILE) -> BundleMeta:
-        return cls.from_dict(yaml_reading.load(text, source, BundleError), source)
+        return cls.from_dict(safe_yaml.load(text, source, BundleError), source)
 
     @classmethod
     def read(cls, bundle_dir: Path) -> BundleMeta:

@@ -1,10 +1,11 @@
-"""Reading YAML that may come from a stranger: a bundle's ``bentolite.yaml`` inside an archive, or a
-bentofile.
+"""YAML bentolite reads and writes: a bundle's ``bentolite.yaml`` (maybe from a stranger's
+archive) and bentofiles.
 
-Aliases (``*name``) are refused: a few kilobytes of nested aliases expand to gigabytes as soon
-as anything walks the result (the "billion laughs"), and no file bentolite reads needs them.
-Nesting deeper than :data:`MAX_DEPTH` is refused too, before Python's recursion limit is met.
-Every error is one line: ``file:line:column: what is wrong``.
+Reading refuses aliases (``*name``): a few kilobytes of nested aliases expand to gigabytes as
+soon as anything walks the result (the "billion laughs"), and no file bentolite reads needs
+them. Nesting deeper than :data:`MAX_DEPTH` is refused too, before Python's recursion limit is
+met. Every error is one line: ``file:line:column: what is wrong``. Writing (:func:`dump`) never
+emits aliases, so what bentolite writes it can read back.
 """
 
 from __future__ import annotations
@@ -73,3 +74,13 @@ def load(text: str, source: str, error: type[BentoliteError]) -> Any:
         raise error(_one_line(exc, source)) from None
     except RecursionError:
         raise error(f"{source}: not valid YAML: nested too deeply") from None
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(data: Any) -> str:
+    """``data`` as block YAML in the given key order, with every repeated value written out."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
