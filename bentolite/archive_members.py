@@ -17,6 +17,7 @@ import posixpath
 import re
 import shutil
 import stat
+import struct
 import tarfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -99,6 +100,13 @@ class _Budget:
         self.members = 0
         self.bytes = 0
 
+    def check_count(self, count: int) -> None:
+        if count > self.limits.max_members:
+            raise BundleError(
+                f"refusing to import {self.archive.name}: it declares {count} members, more than "
+                f"{self.limits.max_members} (raise {MAX_MEMBERS_ENV} to allow more)"
+            )
+
     def add(self, raw_name: str, size: int = 0, member: bool = True) -> None:
         self.members += member
         if self.members > self.limits.max_members:
@@ -140,6 +148,8 @@ def open_members(archive: Path, store_root: Path, limits: Limits | None = None) 
         with open(archive, "rb") as f:
             is_zip = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
         if is_zip:
+            # zipfile reads the whole central directory at once: check its count first.
+            budget.check_count(_zip_declared_count(archive))
             handle = zipfile.ZipFile(archive)
             read: Callable[[], list[Member]] = lambda: _zip_members(handle, archive, budget)  # noqa: E731
         else:
@@ -173,6 +183,28 @@ def copy_member(member: Member, path: Path, budget: list[int]) -> None:
                 )
             sink.write(chunk)
     budget[0] -= written
+
+
+def _zip_declared_count(archive: Path) -> int:
+    """The member count a zip's end-of-central-directory record declares (0 if none is found;
+    zipfile then reports the damage)."""
+    with open(archive, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (22 + 0xFFFF)))  # the record, after at most a 64 KiB comment
+        tail = f.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) < end + 22:
+            return 0
+        count = struct.unpack_from("<H", tail, end + 10)[0]
+        locator = end - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            offset = struct.unpack_from("<Q", tail, locator + 8)[0]
+            f.seek(offset)
+            record = f.read(40)
+            if len(record) == 40 and record[:4] == b"PK\x06\x06":
+                count = struct.unpack_from("<Q", record, 32)[0]
+        return count
 
 
 def _refuse(archive: Path, member: str, reason: str) -> BundleError:
