@@ -26,7 +26,7 @@ from openapi_spec_validator import validate
 from output_services import Outputs, png
 from strict_parse import strict_loads
 
-from bentolite import Service, api
+from bentolite import Service, adapters, api
 from bentolite.adapters import (
     OUTPUTS,
     ClipperFloatsInput,
@@ -65,6 +65,8 @@ def test_an_api_without_output_answers_json_and_a_clipper_api_as_clipper_does():
     clipper = ClipperFloatsInput()
     assert isinstance(clipper.default_output(), ClipperOutput)
     assert DefaultOutput().for_input(clipper).adapter is clipper
+    assert isinstance(DefaultOutput().for_input(JsonInput()), JsonOutput)
+    assert adapters.JsonSerializableOutput is JsonOutput and adapters.BaseOutputAdapter is Output
 
 
 def test_api_checks_its_output_when_it_runs():
