@@ -12,6 +12,9 @@ when the previous answer arrives; 1 thread, 32 connections by default):
 ``NdarrayInput``    ``bentolite serve`` of ``serve/iris_service.py``, an ``NdarrayInput`` API
 ``DataframeInput``  the same server, a ``DataframeInput`` API (``model.predict(df)``)
 ``batch=True``      the same server, the ``NdarrayInput`` API with adaptive batching
+``+ access log``    a second bentolite server of the same service at the default log level,
+                    its access log (one line per request) written to a file: its
+                    ``NdarrayInput`` API, against the first server's (which logs warnings only)
 ``BentoML``         ``bentoml serve`` of ``serve/bentoml_service.py`` (an ndarray API), when a
                     ``bentoml`` command is found (``--bentoml PATH``, else next to this Python,
                     else on PATH); its column is left out with a note otherwise
@@ -291,11 +294,13 @@ def fmt(value: float) -> str:
 
 
 def ratio_text(side: Side, base: Side) -> str:
+    """Throughput over the baseline's, per round (mean and range), and the baseline's CPU time
+    per request over this side's (which other load on the machine disturbs less)."""
     ratios = [a.requests_per_s / b.requests_per_s for a, b in zip(side.runs, base.runs)]
     text = f"{statistics.fmean(ratios):.2f}x"
     if len(ratios) > 1:
         text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
-    return text
+    return text + f", CPU {base.mean('cpu_us') / side.mean('cpu_us'):.2f}x"
 
 
 def spread(side: Side) -> str:
@@ -348,6 +353,16 @@ def main() -> None:
                 "/readyz",
             )
             servers.append(bento)
+            logged_port = free_port()
+            logged = Server(
+                "bentolite-logged",
+                [*CLI, "serve", str(SERVE_DIR / "iris_service.py:svc"), "--port", str(logged_port)],
+                logged_port,
+                env,
+                SERVE_DIR,
+                "/readyz",
+            )
+            servers.append(logged)
             rows = post_script(home, "rows", ROWS)
             sides = [
                 Side("raw ndarray", raw, "/ndarray", rows),
@@ -355,6 +370,7 @@ def main() -> None:
                 Side("NdarrayInput", bento, "/ndarray", rows),
                 Side("DataframeInput", bento, "/dataframe", rows),
                 Side("batch=True", bento, "/ndarray_batched", rows),
+                Side("+ access log", logged, "/ndarray", rows),
             ]
             if bentoml is not None:
                 port = free_port()
@@ -408,9 +424,10 @@ def main() -> None:
         "NdarrayInput": ["raw ndarray", "BentoML"],
         "DataframeInput": ["raw DataFrame"],
         "batch=True": ["raw ndarray", "BentoML"],
+        "+ access log": ["NdarrayInput"],
     }
     header = ["server", "req/s (mean, ± half range)", "p50 ms", "p99 ms", "server CPU µs/req"]
-    header += ["ratio (range over rounds)", "errors"]
+    header += ["ratio: req/s (range over rounds), CPU per request", "errors"]
     print(table_header(header))
     for side in sides:
         ratios = [

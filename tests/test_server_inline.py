@@ -8,7 +8,15 @@ import httpx
 from server_services import Slow
 
 from bentolite.server import create_app
-from bentolite.server.inline import BLOCKING, FORGIVE, INLINE_WAIT, POOL_WAIT, STREAK, InlinePolicy
+from bentolite.server.inline import (
+    BLOCKING,
+    CPU_SHARE,
+    FORGIVE,
+    INLINE_WAIT,
+    POOL_WAIT,
+    STREAK,
+    InlinePolicy,
+)
 
 LIMIT = 0.005
 
@@ -31,6 +39,13 @@ def test_a_call_that_waits_is_not_cheap_whatever_its_cpu():
     for _ in range(STREAK * 4):
         policy.pool_call(0.0001, POOL_WAIT * LIMIT * 1.5)  # sleeping or blocked on I/O
     assert not policy.inline
+
+
+def test_a_cpu_bound_call_slowed_by_other_threads_is_still_cheap():
+    policy = InlinePolicy(LIMIT)
+    for _ in range(STREAK):  # 2 ms of CPU, 60 ms of waiting for the GIL among busy threads
+        policy.pool_call(0.002, min(CPU_SHARE * 0.002, POOL_WAIT * LIMIT * 1.5) - 0.0001)
+    assert policy.inline
 
 
 def test_slow_inline_calls_send_the_api_back_to_the_pool_for_longer_each_time():

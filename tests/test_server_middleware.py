@@ -281,3 +281,16 @@ def test_api_posts_skip_the_router_yet_answer_like_any_route(faulty_app, monkeyp
     response = call(app, "POST", "/ok", json=1)
     assert response.status_code == 500 and response.json()["error"] == "internal server error"
     assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_the_readme_table_names_every_serve_option_and_its_variable():
+    from bentolite.cli.serve import serve
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Options, logs, request ids and CORS", 1)[1].split("\n### ", 1)[0]
+    for option in serve.params:
+        if isinstance(option, click.Option) and option.name != "help":
+            variables = [option.envvar] if isinstance(option.envvar, str) else option.envvar
+            assert option.opts[0] in section, option.opts[0]
+            for variable in variables:
+                assert f"`{variable}`" in section or f"`{variable}`," in section, variable

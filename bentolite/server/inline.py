@@ -9,10 +9,11 @@ inline, on the loop, as a hand-written ``async def`` endpoint does.
 The policy, per API:
 
 * Calls start in the pool, each timed by the CPU time of its thread and by the clock.
-* After ``STREAK`` pool calls in a row that each used less than ``limit`` seconds of CPU and took
-  less than ``POOL_WAIT * limit`` on the clock (a call that waits on I/O or a lock is not
-  cheap; the clock of a pool call also counts its waits for the GIL, hence the margin), calls
-  run inline.
+* After ``STREAK`` pool calls in a row that each used less than ``limit`` seconds of CPU and
+  spent on the clock less than ``POOL_WAIT * limit`` or ``CPU_SHARE`` times its CPU time,
+  calls run inline. A call that waits on I/O or a lock is not cheap; but the clock of a pool
+  call also counts its waits for the GIL, which grow with the requests in flight, hence the
+  second bound, relative to the call's own CPU time.
 * Two inline calls in a row that each take more than ``INLINE_WAIT * limit`` on the clock, or
   one that takes more than ``BLOCKING`` seconds, send the API back to the pool (only the clock
   is read on the loop, as it costs no system call; one slow call alone may be the process
@@ -30,6 +31,7 @@ import sys
 
 STREAK = 16
 POOL_WAIT = 10
+CPU_SHARE = 50
 INLINE_WAIT = 4
 BLOCKING = 0.1
 MAX_BACKOFF = 64
@@ -50,7 +52,8 @@ class InlinePolicy:
 
     def pool_call(self, cpu_seconds: float, wall_seconds: float) -> None:
         """Record a call made in the pool."""
-        if cpu_seconds < self.limit and wall_seconds < POOL_WAIT * self.limit:
+        short = wall_seconds < POOL_WAIT * self.limit or wall_seconds < CPU_SHARE * cpu_seconds
+        if cpu_seconds < self.limit and short:
             self._cheap += 1
             if self._cheap >= self._needed:
                 self.inline = True
