@@ -28,7 +28,7 @@ from bentolite.requirements import parse as parse_requirement
 from bentolite.service import PYTHON_VERSION_RE
 
 BENTOFILE = "bentofile.yaml"
-#: every file under the build directory, except the ones build.py always leaves out
+#: every file under the build directory, except the ones build_context.py always leaves out
 DEFAULT_INCLUDE = ("*",)
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
