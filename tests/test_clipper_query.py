@@ -237,3 +237,15 @@ def test_server_answers_what_clipper_answers(server):
     )
     assert loose.status_code == 200 and loose.json()["output"] == 16.0
     assert server.get("/readyz").status_code == 200
+
+
+def test_readme_shows_the_answer_the_server_gives(server):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [block.split("```")[0] for block in readme.split("```json\n")[1:]]
+    (shown,) = [json.loads(block) for block in blocks if '"Json error"' in block]
+    response = server.post(
+        "/species", data='{"input": [6, 3, 5, 2]}', headers={"content-type": "application/json"}
+    )
+    answer = response.json()
+    assert response.status_code == 400
+    assert {key: answer[key] for key in shown} == shown
