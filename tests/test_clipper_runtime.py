@@ -312,7 +312,7 @@ def test_stop_returns_promptly_during_a_long_prediction(peer):
 def test_failed_batch_is_predicted_input_by_input_and_keeps_serving(peer, caplog):
     calls: list[int] = []
 
-    def picky(frames: list[memoryview]) -> list[str]:
+    def picky(frames: list) -> list[str]:
         calls.append(len(frames))
         values = [np.frombuffer(f, "<f8") for f in frames]
         if any(len(v) == 0 for v in values):
@@ -724,3 +724,16 @@ def test_busy_metrics_port_is_a_warning_and_the_container_serves(peer, caplog):
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith(f"cannot serve metrics on 127.0.0.1:{port}: ")
     assert warnings[0].endswith("; serving without metrics")
+
+
+def test_handler_gets_the_frames_as_received_not_copies(peer):
+    seen: list[tuple[type, bytes, int]] = []
+
+    def look(frames: list) -> list[str]:
+        seen.extend((type(f), bytes(memoryview(f)), len(f)) for f in frames)
+        return ["ok"] * len(frames)
+
+    with running(make_runtime(peer, look)):
+        assert peer.predict([doubles(1.5), doubles(2, 3)], InputType.DOUBLES) == [b"ok", b"ok"]
+    assert [(data, size) for _, data, size in seen] == [(doubles(1.5), 8), (doubles(2, 3), 16)]
+    assert not any(issubclass(kind, bytes) for kind, _, _ in seen)  # zero-copy frames, not bytes

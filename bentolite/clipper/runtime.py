@@ -22,7 +22,7 @@ silence) and differs where that container loses the replica or gives wrong answe
 * a metrics port that is taken (two replicas on one host network) is logged as a warning and
   the container serves without metrics.
 
-Frames are received without copying: the handler gets memoryviews of the input frames.
+Frames are received without copying: the handler gets the input frames as they arrived.
 
 pyzmq is imported when :meth:`ClipperRuntime.run` starts, never at import time.
 """
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from bentolite.clipper.batch import BatchPredictor, Handler
 from bentolite.clipper.protocol import (
+    REQUEST_PREFIX_FRAMES,
     HeartbeatReply,
     HeartbeatType,
     InputType,
@@ -74,8 +75,9 @@ class _Closed(Exception):
 class ClipperRuntime:
     """A Clipper model container serving ``handler``.
 
-    ``handler`` gets the input frames of one batch (memoryviews, see :data:`Handler`, laid out
-    the way ``input_type`` says) and returns one string (or bytes) per input.
+    ``handler`` gets the input frames of one batch (bytes-like, see
+    :data:`~bentolite.clipper.batch.Handler`, laid out the way ``input_type`` says) and returns
+    one string (or bytes) per input.
     ``run()`` blocks until ``stop()``; a runtime runs once.
     """
 
@@ -352,19 +354,20 @@ class ClipperRuntime:
     def _receive_all(self, sock: zmq.Socket, session: int) -> None:
         import zmq
 
-        flags = zmq.NOBLOCK
-        while True:
+        flags, events, pollin = int(zmq.NOBLOCK), zmq.EVENTS, int(zmq.POLLIN)
+        # Asking the socket whether a message waits is cheaper than a recv raising zmq.Again.
+        while sock.getsockopt(events) & pollin:
             polled = time.perf_counter()
-            try:
-                frame = sock.recv(flags, copy=False)
-            except zmq.Again:
-                return
+            frame = sock.recv(flags, copy=False)
             # The parts of a message arrive together: once the first is here, all are.
             frames = [frame]
             while frame.more:
                 frame = sock.recv(copy=False)
                 frames.append(frame)
             received = time.perf_counter()
+            # The few frames before the inputs are parsed field by field: as bytes, which are
+            # cheaper to take apart than frames. The inputs stay as received.
+            frames[:REQUEST_PREFIX_FRAMES] = [f.bytes for f in frames[:REQUEST_PREFIX_FRAMES]]
             try:
                 message = parse_frontend_message(frames)
             except ProtocolError as exc:
