@@ -737,3 +737,16 @@ def test_handler_gets_the_frames_as_received_not_copies(peer):
         assert peer.predict([doubles(1.5), doubles(2, 3)], InputType.DOUBLES) == [b"ok", b"ok"]
     assert [(data, size) for _, data, size in seen] == [(doubles(1.5), 8), (doubles(2, 3), 16)]
     assert not any(issubclass(kind, bytes) for kind, _, _ in seen)  # zero-copy frames, not bytes
+
+
+def test_socket_flags_are_libzmqs():
+    import zmq
+
+    from bentolite.clipper import sockets
+
+    assert (sockets._EVENTS, sockets._POLLIN, sockets._NOBLOCK, sockets._SNDMORE) == (
+        zmq.EVENTS,
+        zmq.POLLIN,
+        zmq.NOBLOCK,
+        zmq.SNDMORE,
+    )

@@ -153,7 +153,7 @@ def handler_for(service: Any, api: Any) -> Handler:
 
     def handle(frames: list[Any]) -> list[str]:
         result = func(service, decode(frames))
-        if inspect.isawaitable(result):
+        if type(result) is not list and inspect.isawaitable(result):
             result = asyncio.run(result)
         return encode(result, len(frames))
 

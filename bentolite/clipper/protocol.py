@@ -389,9 +389,15 @@ def _text(frame: bytes, field: str) -> str:
 _E = TypeVar("_E", bound=enum.IntEnum)
 
 
+# value -> member of each code enum: a dict lookup per field, not an Enum call
+_MEMBERS: dict[type, dict[int, enum.IntEnum]] = {
+    kind: {m.value: m for m in kind} for kind in (MessageType, HeartbeatType, RequestType, InputType)
+}
+
+
 def _enum(kind: type[_E], value: int, field: str) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
+    member = _MEMBERS[kind].get(value)
+    if member is None:
         known = ", ".join(f"{m.value} ({m.name})" for m in kind)
-        raise ProtocolError(f"{field} {value} is unknown; expected one of {known}") from None
+        raise ProtocolError(f"{field} {value} is unknown; expected one of {known}")
+    return member  # type: ignore[return-value]

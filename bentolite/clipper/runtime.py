@@ -51,6 +51,7 @@ from bentolite.clipper.protocol import (
     parse_frontend_message,
     response_frames,
 )
+from bentolite.clipper.sockets import Waker, receive_message, send_message
 from bentolite.exceptions import ConfigError, InferenceError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -128,11 +129,9 @@ class ClipperRuntime:
         self._predictor = BatchPredictor(handler, self.input_type)
 
         self._stop = threading.Event()
-        # guards the wake-up socket pair, which stop() may touch after run() ends
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards _started and _waker
         self._started = False
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._waker: Waker | None = None
         self._metrics: ContainerMetrics | None = None
         # The serving thread holds _sock_lock whenever it is not inside the handler; run()'s
         # thread takes it only while a prediction runs (to heartbeat) or to close the socket.
@@ -159,9 +158,7 @@ class ClipperRuntime:
             if self._started:
                 raise RuntimeError("a ClipperRuntime runs once; create a new one")
             self._started = True
-            self._wake_r, self._wake_w = socket.socketpair()
-            self._wake_r.setblocking(False)
-            self._wake_w.setblocking(False)
+            self._waker = Waker()
         context = zmq.Context()
         ready: Path | None = None
         server: threading.Thread | None = None
@@ -181,10 +178,7 @@ class ClipperRuntime:
             if self._metrics is not None:
                 self._metrics.close()
             with self._lock:
-                for sock in (self._wake_r, self._wake_w):
-                    if sock is not None:
-                        sock.close()
-                self._wake_r = self._wake_w = None
+                self._waker.close()
             logger.info("Clipper runtime stopped")
         if self._fatal is not None:
             raise InferenceError(
@@ -197,7 +191,10 @@ class ClipperRuntime:
     def stop(self) -> None:
         """Make :meth:`run` close its socket and return. Safe from any thread or signal handler."""
         self._stop.set()
-        self._wake()
+        with self._lock:
+            waker = self._waker
+        if waker is not None:
+            waker.wake()
 
     @property
     def metrics_server_port(self) -> int | None:
@@ -219,7 +216,7 @@ class ClipperRuntime:
                     with self._sock_lock:
                         # re-checked: the prediction may have ended while the lock was waited for
                         if self._busy_since is not None and self._sock is not None:
-                            _send(self._sock, _HEARTBEAT)
+                            send_message(self._sock, _HEARTBEAT)
                             self._last_beat = time.monotonic()
                     continue
             self._stop.wait(wait)
@@ -314,11 +311,10 @@ class ClipperRuntime:
             )
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
-            # zmq.Poller reports plain sockets by file descriptor
-            assert self._wake_r is not None
-            wake_fd = self._wake_r.fileno()
-            poller.register(wake_fd, zmq.POLLIN)
-            _send(sock, _HEARTBEAT)
+            assert self._waker is not None
+            waker = self._waker
+            poller.register(waker.fileno(), zmq.POLLIN)
+            send_message(sock, _HEARTBEAT)
             # The session start counts as activity, so a session that never hears back is
             # replaced after silence_timeout too.
             last_inbound = self._last_beat = time.monotonic()
@@ -328,13 +324,13 @@ class ClipperRuntime:
                 if heard:
                     deadline = min(deadline, max(last_inbound, self._last_beat) + self.poll_timeout)
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
-                events = dict(poller.poll(wait_ms))
-                if wake_fd in events:
-                    self._drain_wake()
-                if sock in events:
-                    self._receive_all(sock, session)
-                    last_inbound = time.monotonic()
-                    heard = True
+                for ready, _ in poller.poll(wait_ms):
+                    if ready is sock:
+                        self._receive_all(sock, session)
+                        last_inbound = time.monotonic()
+                        heard = True
+                    else:
+                        waker.drain()
                 now = time.monotonic()
                 if now - last_inbound >= self.silence_timeout:
                     logger.warning(
@@ -344,7 +340,7 @@ class ClipperRuntime:
                     )
                     return
                 if heard and now - max(last_inbound, self._last_beat) >= self.poll_timeout:
-                    _send(sock, _HEARTBEAT)
+                    send_message(sock, _HEARTBEAT)
                     self._last_beat = now
         finally:
             if self._sock is sock:
@@ -352,18 +348,11 @@ class ClipperRuntime:
                 sock.close(linger=0)
 
     def _receive_all(self, sock: zmq.Socket, session: int) -> None:
-        import zmq
-
-        flags, events, pollin = int(zmq.NOBLOCK), zmq.EVENTS, int(zmq.POLLIN)
-        # Asking the socket whether a message waits is cheaper than a recv raising zmq.Again.
-        while sock.getsockopt(events) & pollin:
+        while True:
             polled = time.perf_counter()
-            frame = sock.recv(flags, copy=False)
-            # The parts of a message arrive together: once the first is here, all are.
-            frames = [frame]
-            while frame.more:
-                frame = sock.recv(copy=False)
-                frames.append(frame)
+            frames = receive_message(sock)
+            if frames is None:
+                return
             received = time.perf_counter()
             # The few frames before the inputs are parsed field by field: as bytes, which are
             # cheaper to take apart than frames. The inputs stay as received.
@@ -380,7 +369,7 @@ class ClipperRuntime:
             if isinstance(message, HeartbeatReply):
                 if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
                     logger.info("session %d: frontend asked for metadata; registering", session)
-                    _send(
+                    send_message(
                         sock,
                         build_container_metadata(self.model_name, self.model_version, self.input_type),
                     )
@@ -392,7 +381,7 @@ class ClipperRuntime:
             payloads = self._predict_unlocked(message)
             if self._sock is not sock:
                 raise _Closed  # run() closed the socket while the prediction ran
-            _send(sock, response_frames(message.msg_id, payloads))
+            send_message(sock, response_frames(message.msg_id, payloads))
             if metrics is not None:
                 metrics.pred_total.inc()
                 metrics.end_to_end.observe((time.perf_counter() - polled) * 1000)
@@ -429,23 +418,6 @@ class ClipperRuntime:
             return
         logger.info("serving metrics on %s:%d", self.metrics_addr, self._metrics.port)
 
-    def _wake(self) -> None:
-        with self._lock:
-            if self._wake_w is None:
-                return
-            try:
-                self._wake_w.send(b"\0")
-            except BlockingIOError:
-                pass  # the buffer is full, so a wake-up is already pending
-
-    def _drain_wake(self) -> None:
-        assert self._wake_r is not None
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            return
-
     def _write_ready_file(self) -> Path | None:
         if self.ready_file is None:
             return None
@@ -457,21 +429,3 @@ class ClipperRuntime:
                 "choose a writable path"
             ) from exc
         return self.ready_file
-
-
-def _send(sock: zmq.Socket, frames: list[bytes]) -> None:
-    import zmq
-
-    # One send() per frame: on pyzmq 27 that costs a third of send_multipart for many frames.
-    # The flags are plain ints: combining pyzmq's enum flags per frame costs microseconds.
-    more, last = int(zmq.NOBLOCK | zmq.SNDMORE), int(zmq.NOBLOCK)
-    send = sock.send
-    try:
-        for frame in frames[:-1]:
-            send(frame, more)
-        send(frames[-1], last)
-    except zmq.Again:
-        # Only possible when the frontend has been unreachable long enough to fill the
-        # outgoing queue, and then at the first frame (ZeroMQ queues a message whole or not at
-        # all); the silence timeout will start a new session.
-        logger.warning("frontend unreachable; dropped an outgoing message")
