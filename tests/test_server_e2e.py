@@ -107,6 +107,10 @@ def test_several_workers_share_the_port_and_their_metrics(tmp_path):
         str(FIXTURES / "server_services.py:slow"), "--workers", "2", home=tmp_path, log=tmp_path / "log"
     )
     try:
+        deadline = time.monotonic() + 30  # /readyz answers once one worker serves; wait for both
+        while server.log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.1)
         for _ in range(6):
             assert server.post("/ping", data="x", headers={"Content-Type": "text/plain"}).json() == "pong"
         metrics = server.get("/metrics").text
