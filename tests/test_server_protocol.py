@@ -1,0 +1,88 @@
+"""Both HTTP protocols bentolite serves on (bentolite/server/protocol.py): httptools where it is
+installed, h11 elsewhere; the same answers to a good request and to a bad head, on a real
+uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from server_services import Faulty
+
+from bentolite.server import create_app
+from bentolite.server.protocol import BoundedH11Protocol, HttpToolsProtocol, protocol_factory
+
+HEADER_LIMIT = 4096
+
+
+def _protocols():
+    yield pytest.param(functools.partial(BoundedH11Protocol, header_timeout=5.0), id="h11")
+    if HttpToolsProtocol is not None:
+        yield pytest.param(protocol_factory(5.0, HEADER_LIMIT), id="httptools")
+
+
+@pytest.fixture(params=list(_protocols()))
+def port(request):
+    config = uvicorn.Config(
+        create_app(Faulty()),
+        host="127.0.0.1",
+        port=0,
+        http=request.param,
+        h11_max_incomplete_event_size=HEADER_LIMIT,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield server.servers[0].sockets[0].getsockname()[1]
+    server.should_exit = True
+    thread.join(10)
+
+
+def exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        headers = dict(
+            line.decode().lower().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
+        )
+        while len(body) < int(headers.get("content-length", 0)):
+            body += sock.recv(65536)
+    return int(head.split()[1]), headers, body
+
+
+def test_a_request_is_answered_with_its_request_id(port):
+    body = b"[1]"
+    status, headers, answer = exchange(
+        port,
+        b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-ID: abc\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+    )
+    assert (status, json.loads(answer), headers["x-request-id"]) == (200, [1], "abc")
+
+
+def test_an_oversized_header_block_is_a_json_431(port):
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 2**20 + b"\r\n\r\n"  # arrives in many reads
+    status, _, answer = exchange(port, head)
+    assert status == 431 and "header block" in json.loads(answer)["error"]
+
+
+def test_a_malformed_head_is_a_json_400(port):
+    status, _, answer = exchange(port, b"GET / HTTP/1.1\r\nHost x\r\n\r\n")
+    assert status == 400
+    assert json.loads(answer)["error"] == "the request line or headers are not valid HTTP/1.1"
