@@ -26,7 +26,8 @@ class Server:
     """``bentolite serve TARGET --port <free port> ...`` in a child process.
 
     ``env`` adds environment variables; with ``port_env`` the port is given in that variable
-    (``PORT``, ``BENTOLITE_PORT``) instead of ``--port``.
+    (``PORT``, ``BENTOLITE_PORT``) instead of ``--port``; ``cli`` is the command that runs the
+    CLI.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class Server:
         log: Path,
         env: dict[str, str] | None = None,
         port_env: str | None = None,
+        cli: list[str] = CLI,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -48,7 +50,7 @@ class Server:
             port_option = []
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                [*CLI, "serve", target, *port_option, *options],
+                [*cli, "serve", target, *port_option, *options],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

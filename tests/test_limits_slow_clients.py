@@ -1,6 +1,7 @@
 """Clients that send their request head too slowly or too large, against a real server:
 408 past the header deadline, 414 for a huge URL, 431 for a huge header block, each as JSON
-and read by the client (not a reset), and the server answers the next client."""
+and read by the client (not a reset), and the server answers the next client. Each test runs
+on both HTTP parsers: httptools, and h11 (what serves where httptools is not installed)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,21 @@ from pathlib import Path
 
 import pytest
 import requests
-from live_server import Server
+from live_server import CLI, Server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TIMEOUT = 1.0
+#: the CLI as it runs where httptools is missing: the supervisor picks the h11 protocol
+H11_CLI = [
+    CLI[0],
+    "-c",
+    "import bentolite.server.protocol as p\np.HttpToolsProtocol = None\n"
+    "from bentolite.cli import main\nmain()",
+]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def server(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     server = Server(
         str(FIXTURES / "hostile_services.py:bounded"),
@@ -27,6 +35,7 @@ def server(tmp_path_factory):
         str(TIMEOUT),
         home=home,
         log=home / "server.log",
+        cli=CLI if request.param == "httptools" else H11_CLI,
     )
     yield server
     assert server.stop() in (0, -signal.SIGTERM)
