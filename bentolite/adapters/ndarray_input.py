@@ -79,7 +79,7 @@ class NdarrayInput(Adapter):
         if found.dtype.kind == "f" and target.kind == "f":
             if target.itemsize < found.dtype.itemsize and found.size and not self.allow_nan:
                 limit = np.finfo(target).max  # a narrower float may overflow: the general path says so
-                if found.max() > limit or found.min() < -limit:
+                if np.abs(found).max() > limit:
                     return None
             return found.astype(target, copy=False)
         if found.dtype.kind == "i" and target.kind in "fiu":
