@@ -82,17 +82,35 @@ def load_json_body(request: HttpRequest, *, allow_nan: bool = False) -> Any:
     return strict_json.loads(request.body, allow_nan=allow_nan)
 
 
-def check_example(adapter: str, example: Any) -> Any:
-    """The ``example=`` of an adapter, refused unless it is a strict JSON value."""
+def check_example(owner: str, example: Any, *, what: str = "a request body") -> Any:
+    """The ``example=`` of an adapter or output, refused unless it is a strict JSON value."""
     if example is not None:
         try:
             json.dumps(example, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(
-                f"{adapter}(example=...) must be a request body as a JSON value (dict, list, str, "
-                f"number or bool): {exc}"
+                f"{owner}(example=...) must be {what} as a JSON value (dict, list, str, number or "
+                f"bool); got {type(example).__name__}: {exc}"
             ) from exc
     return example
+
+
+class Declared:
+    """What input adapters and outputs share: a name, constructor options and their record."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options, recorded in bentolite.yaml and shown in OpenAPI."""
+        return {}
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.name}
+        if self.options():
+            spec["options"] = self.options()
+        return spec
 
 
 def result_length(result: Any) -> int:
@@ -127,7 +145,7 @@ def split_rows(result: Any, sizes: list[int]) -> list[Any]:
     return out
 
 
-class Adapter:
+class Adapter(Declared):
     """Base of every input type. Subclasses override what differs from these defaults.
 
     By default one request is one batch item: ``merge`` makes a list of payloads and ``split``
@@ -146,18 +164,8 @@ class Adapter:
     def __init__(self, *, example: Any = None) -> None:
         self.example = check_example(self.name, example)
 
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def options(self) -> dict[str, Any]:
-        """Constructor options, recorded in bentolite.yaml and shown in OpenAPI."""
-        return {}
-
     def to_spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"type": self.name}
-        if self.options():
-            spec["options"] = self.options()
+        spec = super().to_spec()
         if self.clipper_input_type:
             spec["clipper_input_type"] = self.clipper_input_type
         return spec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bentolite.adapters.base import HttpRequest, HttpResponse
+from bentolite.adapters.base import HttpRequest, HttpResponse, check_example
 from bentolite.adapters.json_encoding import json_dumps
-from bentolite.adapters.outputs import Output, check_example
+from bentolite.adapters.outputs import Output
 from bentolite.exceptions import InferenceError, InvalidArgument, NotAcceptable
 
 _JSON = "application/json"
@@ -27,7 +27,7 @@ class DataframeOutput(Output):
     error_statuses = ("406",)
 
     def __init__(self, output_orient: str = "records", *, example: Any = None) -> None:
-        self.example = check_example(self.name, example)
+        self.example = check_example(self.name, example, what="an answer")
         if output_orient not in _ORIENTS:
             raise InvalidArgument(
                 f"DataframeOutput(output_orient={output_orient!r}) is not supported; use one of {_ORIENTS}"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bentolite.adapters.base import HttpRequest, HttpResponse
+from bentolite.adapters.base import Declared, HttpRequest, HttpResponse, check_example
 from bentolite.adapters.json_encoding import json_dumps
 from bentolite.exceptions import InferenceError, InvalidArgument
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 _JSON = "application/json"
 
 
-class Output:
+class Output(Declared):
     """Base of every output type (``BaseOutputAdapter`` in BentoML 0.x)."""
 
     #: the content type of a successful answer
@@ -48,20 +48,6 @@ class Output:
     error_statuses: tuple[str, ...] = ()
     #: an answer the OpenAPI document shows (``example=``; not recorded in bentolite.yaml)
     example: Any = None
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def options(self) -> dict[str, Any]:
-        """Constructor options, recorded in bentolite.yaml and shown in OpenAPI."""
-        return {}
-
-    def to_spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"type": self.name}
-        if self.options():
-            spec["options"] = self.options()
-        return spec
 
     def for_input(self, adapter: Adapter) -> Output:
         """The output an API with input ``adapter`` answers with when given this one (checked
@@ -108,7 +94,7 @@ class JsonOutput(Output):
 
     def __init__(self, ensure_ascii: bool = False, *, example: Any = None) -> None:
         self.ensure_ascii = bool(ensure_ascii)
-        self.example = check_example(self.name, example)
+        self.example = check_example(self.name, example, what="an answer")
 
     def options(self) -> dict[str, Any]:
         return {"ensure_ascii": True} if self.ensure_ascii else {}
@@ -136,7 +122,7 @@ class NdarrayOutput(Output):
     first when given; NaN and infinities become ``null``."""
 
     def __init__(self, dtype: str | None = None, *, example: Any = None) -> None:
-        self.example = check_example(self.name, example)
+        self.example = check_example(self.name, example, what="an answer")
         self.dtype = None
         if dtype is not None:
             import numpy as np
@@ -168,19 +154,6 @@ class NdarrayOutput(Output):
         if item:
             schema["items"] = {"oneOf": [{"type": item, "nullable": True}, {"type": "array", "items": {}}]}
         return {_JSON: {"schema": schema}}
-
-
-def check_example(output: str, example: Any) -> Any:
-    """The ``example=`` of an output, refused unless it is a strict JSON value."""
-    if example is not None:
-        try:
-            json.dumps(example, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(
-                f"{output}(example=...) must be an answer as a JSON value (dict, list, str, number, "
-                f"bool); got {type(example).__name__}: {exc}"
-            ) from exc
-    return example
 
 
 def _json_type(dtype: str | None) -> str | None:
