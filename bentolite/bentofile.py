@@ -29,6 +29,7 @@ from bentolite.bentofile_checks import (  # noqa: F401 - did_you_mean is public 
     _check_file_key,
     _check_labels,
     _check_name,
+    _check_origins,
     _check_packages,
     _check_patterns,
     _check_python_version,
@@ -87,6 +88,17 @@ class DockerOptions:
 
 
 @attrs.frozen
+class ServeOptions:
+    """``serve:``: how ``bentolite serve`` (and so the HTTP image) serves the bundle, unless its
+    options or environment variables say otherwise."""
+
+    cors_origins: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_origins)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _non_default(self)
+
+
+@attrs.frozen
 class BuildConfig:
     """A parsed, validated ``bentofile.yaml``.
 
@@ -106,6 +118,7 @@ class BuildConfig:
     allow_external_symlinks: bool = False
     python: PythonOptions = attrs.field(factory=PythonOptions)
     docker: DockerOptions = attrs.field(factory=DockerOptions)
+    serve: ServeOptions = attrs.field(factory=ServeOptions)
     artifacts: dict[str, str] = attrs.field(factory=dict, converter=_text_map, validator=_check_artifacts)
     #: the artifacts (names under ``artifacts:``) whose files are copied as they are, unloaded
     copy_artifacts: tuple[str, ...] = attrs.field(
@@ -180,8 +193,8 @@ class BuildConfig:
     # --- writing -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The keys that differ from their defaults, in the documented order."""
-        data = _non_default(self, skip=("source", "lines", "python", "docker"))
-        for key in ("python", "docker"):
+        data = _non_default(self, skip=("source", "lines", "python", "docker", "serve"))
+        for key in ("python", "docker", "serve"):
             options = getattr(self, key).to_dict()
             if options:
                 data[key] = options
@@ -239,6 +252,9 @@ _DOCKER_SCHEMA: dict[str, _Kind] = {
     "setup_script": "text",
     "compile_bytecode": "bool",
 }
+_SERVE_SCHEMA: dict[str, _Kind] = {
+    "cors_origins": "text_list",
+}
 _SCHEMA: dict[str, _Kind] = {
     "service": "text",
     "name": "text",
@@ -250,6 +266,7 @@ _SCHEMA: dict[str, _Kind] = {
     "allow_external_symlinks": "bool",
     "python": _PYTHON_SCHEMA,
     "docker": _DOCKER_SCHEMA,
+    "serve": _SERVE_SCHEMA,
     "artifacts": "artifact_map",
 }
 _KIND_NAMES = {
@@ -332,9 +349,11 @@ class _Reader:
             python_values["lock"] = python_values.pop("lock_packages")
         python = self.build(PythonOptions, python_values, "python.")
         docker = self.build(DockerOptions, values.pop("docker", None) or {}, "docker.")
+        serve = self.build(ServeOptions, values.pop("serve", None) or {}, "serve.")
         kwargs = {k: v for k, v in values.items() if v is not None}
         kwargs["copy_artifacts"] = tuple(self.copied)
-        return self.build(BuildConfig, {**kwargs, "python": python, "docker": docker}, "", finish=True)
+        parts = {"python": python, "docker": docker, "serve": serve}
+        return self.build(BuildConfig, {**kwargs, **parts}, "", finish=True)
 
     def build(
         self, cls: Callable[..., Any], kwargs: dict[str, Any], prefix: str, finish: bool = False

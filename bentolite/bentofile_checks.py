@@ -27,6 +27,8 @@ _LABEL_KEY_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-/]*\Z")
 # Debian package names, optionally with "=version" or ":arch"; no shell metacharacters.
 _SYSTEM_PACKAGE_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9+.\-:=~]*\Z")
 _URL_RE = re.compile(r"\A(https?|file)://\S+\Z")
+# a browser's Origin header: scheme://host[:port], nothing after it
+_ORIGIN_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#@]+\Z")
 
 
 def did_you_mean(word: str, choices: Iterable[str], prefix: str = "") -> str:
@@ -149,6 +151,15 @@ def _check_urls(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...
     for i, url in enumerate(value):
         if not _URL_RE.match(url):
             raise _FieldError(f"{attribute.name}[{i}]", f"{url!r} is not an http(s):// or file:// URL")
+
+
+def _check_origins(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for i, origin in enumerate(value):
+        if origin != "*" and not _ORIGIN_RE.match(origin):
+            raise _FieldError(
+                f"{attribute.name}[{i}]",
+                f"{origin!r} is not an origin such as 'https://app.example.com' (no path), nor '*'",
+            )
 
 
 def _check_python_version(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:

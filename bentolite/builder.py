@@ -94,6 +94,7 @@ def build(
             extra_index_urls=config.python.extra_index_url,
             docker_env=config.docker.env,
             compile_bytecode=config.docker.compile_bytecode,
+            cors_origins=config.serve.cors_origins,
         )
     logger.info("Built bundle %s:%s from %s", service.name, path.name, bentofile)
     return path

@@ -212,6 +212,7 @@ def save_bundle(
     extra_index_urls: Iterable[str] = (),
     docker_env: Mapping[str, str] | None = None,
     compile_bytecode: bool = True,
+    cors_origins: Iterable[str] = (),
 ) -> Path:
     """Write ``service`` as a bundle; returns the bundle directory.
 
@@ -220,7 +221,8 @@ def save_bundle(
     the service's ``@env`` record; ``index_url``/``extra_index_urls`` become pip options in
     ``env/requirements.txt``; ``docker_env`` is recorded for the image's environment variables;
     ``compile_bytecode=False`` leaves bytecode out of its images. ``lock=False`` writes the
-    requirements as given instead of the full lock.
+    requirements as given instead of the full lock. ``cors_origins`` are recorded as the origins
+    ``bentolite serve`` allows when it is given none.
     """
     service.check_ready_to_save()
     name = store.check_name(service.name)
@@ -265,6 +267,7 @@ def save_bundle(
             pickled_with=dict(lock_module.runtime_versions()),
             labels=dict(labels or {}),
             description=description if description is not None else (type(service).__doc__ or ""),
+            cors_origins=tuple(cors_origins),
         )
         meta.write(staging)
         _write_generated_files(meta, staging)

@@ -59,6 +59,8 @@ class BundleMeta:
     pickled_with: dict[str, str] = attrs.field(factory=dict)
     labels: dict[str, str] = attrs.field(factory=dict)
     description: str = ""
+    #: the origins ``bentolite serve`` lets browsers call from when given none (bentofile ``serve:``)
+    cors_origins: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -69,7 +71,7 @@ class BundleMeta:
         return next((a for a in self.apis if a.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format_version": self.format_version,
             "name": self.name,
             "version": self.version,
@@ -84,6 +86,9 @@ class BundleMeta:
             "env": dict(self.env),
             "pickled_with": dict(self.pickled_with),
         }
+        if self.cors_origins:  # written only when set, so other bundles read as before
+            data["serve"] = {"cors_origins": list(self.cors_origins)}
+        return data
 
     def to_yaml(self) -> str:
         return safe_yaml.dump(self.to_dict())
@@ -109,8 +114,9 @@ class BundleMeta:
                 artifacts=tuple(ArtifactRecord(**a) for a in data.get("artifacts") or ()),
                 env=dict(data.get("env") or {}),
                 pickled_with={str(k): str(v) for k, v in (data.get("pickled_with") or {}).items()},
+                cors_origins=tuple(str(o) for o in (data.get("serve") or {}).get("cors_origins") or ()),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{source}: missing or invalid field ({exc})") from exc
 
     @classmethod

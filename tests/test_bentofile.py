@@ -12,9 +12,11 @@ from bentolite.bentofile import (
     _DOCKER_SCHEMA,
     _PYTHON_SCHEMA,
     _SCHEMA,
+    _SERVE_SCHEMA,
     BuildConfig,
     DockerOptions,
     PythonOptions,
+    ServeOptions,
 )
 from bentolite.exceptions import ConfigError
 
@@ -59,6 +61,7 @@ def test_every_key_is_read():
         env={"OMP_NUM_THREADS": "1"},
         setup_script="setup.sh",
     )
+    assert config.serve == ServeOptions(cors_origins=("https://app.example.com",))
     assert config.artifacts == {"model": "model.pkl", "embeddings": "embeddings.pkl"}
     assert config.copy_artifacts == ("embeddings",)
 
@@ -67,7 +70,8 @@ def test_the_example_file_documents_every_key():
     text = EXAMPLE.read_text()
     for key in _SCHEMA:
         assert f"\n{key}:" in text, key
-    for section, schema in (("python", _PYTHON_SCHEMA), ("docker", _DOCKER_SCHEMA)):
+    sections = (("python", _PYTHON_SCHEMA), ("docker", _DOCKER_SCHEMA), ("serve", _SERVE_SCHEMA))
+    for section, schema in sections:
         for key in schema:
             if key == "lock_packages":  # BentoML's name for lock, documented beside it
                 assert "`lock_packages`" in text

@@ -75,7 +75,7 @@ def test_defaults_reach_the_runner(monkeypatch):
         "log_format": "text",
         "access_log": True,
         "log_probes": False,
-        "cors_origins": (),
+        "cors_origins": None,
         "docs": True,
     }
 

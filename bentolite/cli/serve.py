@@ -130,7 +130,8 @@ def _option(*decls: str, env: str | list[str], **kwargs: Any) -> Any:
     multiple=True,
     metavar="ORIGIN",
     help="An origin browsers may call the server from (https://app.example.com, or * for any); "
-    "repeat for several (the variable: separated by spaces).",
+    "repeat for several (the variable: separated by spaces). Without it, the bundle's "
+    "bentofile serve.cors_origins.",
 )
 @_option(
     "--disable-docs",
@@ -224,7 +225,7 @@ def serve(
         log_format=log_format,
         access_log=access_log,
         log_probes=log_probes,
-        cors_origins=cors_origins,
+        cors_origins=cors_origins or None,  # None: the origins the bundle records
         docs=not disable_docs,
     )
 

@@ -36,7 +36,7 @@ from bentolite.server.limits import Limits, parse_size
 from bentolite.server.logs import LOG_FORMATS, log_config
 from bentolite.server.metrics import MULTIPROC_ENV
 from bentolite.server.protocol import protocol_factory
-from bentolite.server.targets import load_target, normalize_target, source_dir
+from bentolite.server.targets import load_target, normalize_target, recorded_cors_origins, source_dir
 from bentolite.service import Service
 from bentolite.store import mark_serving
 
@@ -155,7 +155,7 @@ def serve(
     log_format: str = "text",
     access_log: bool = True,
     log_probes: bool = False,
-    cors_origins: Sequence[str] = (),
+    cors_origins: Sequence[str] | None = None,
     docs: bool = True,
 ) -> None:
     """Serve ``target`` over HTTP until SIGTERM or Ctrl-C.
@@ -166,7 +166,8 @@ def serve(
     (:class:`~bentolite.server.limits.Limits`); ``max_body_size``, if given, overrides its
     body size. ``log_format`` is ``text`` or ``json`` (one object per line); ``access_log``
     writes a line per request (probe routes only with ``log_probes``); ``cors_origins`` and
-    ``docs`` are :func:`create_app`'s.
+    ``docs`` are :func:`create_app`'s. ``cors_origins=None`` takes the origins the bundle (or the
+    build directory's bentofile) records under ``serve.cors_origins``, if any.
     """
     import uvicorn
 
@@ -187,7 +188,7 @@ def serve(
         normalize_target(target) if not isinstance(target, Service) else "",
         timeout=timeout,
         limits=limits,
-        cors_origins=tuple(cors_origins),
+        cors_origins=tuple(cors_origins or ()),
         docs=docs,
         access_log=access_log,
         log_probes=log_probes,
@@ -209,12 +210,16 @@ def serve(
             )
         check_port(host, port)
         mark_serving(target.bundle_path)
+        if cors_origins is None:
+            settings = attrs.evolve(settings, cors_origins=recorded_cors_origins(target, ""))
         uvicorn.run(create_app(target, **settings.app_options()), **options)
         return
     check_port(host, port)  # before loading: a busy port fails fast, with nothing half-started
     target_text = settings.target
     service = load_target(target_text)  # a bad target fails here, before any port is bound
     mark_serving(service.bundle_path)  # so `bentolite delete` asks before removing it
+    if cors_origins is None:
+        settings = attrs.evolve(settings, cors_origins=recorded_cors_origins(service, target_text))
     if not reload:
         _supervise(settings, options, workers)
         return

@@ -70,6 +70,21 @@ def load_target(target: str | os.PathLike[str]) -> Service:
     return load_bundle(text, load_artifacts=False)
 
 
+def recorded_cors_origins(service: Service, target: str) -> tuple[str, ...]:
+    """The ``serve.cors_origins`` recorded for ``target``: in the bundle ``service`` was loaded
+    from, else in the bentofile of a build directory; ``()`` for anything else."""
+    from bentolite.bundle_meta import BundleMeta
+
+    if service.bundle_path is not None:
+        return BundleMeta.read(service.bundle_path).cors_origins
+    path = Path(target) if target else None
+    if path is not None and path.is_dir() and (path / BENTOFILE).is_file():
+        from bentolite.bentofile import BuildConfig
+
+        return BuildConfig.from_file(path / BENTOFILE).serve.cors_origins
+    return ()
+
+
 def load_module_target(path: Path, attr: str) -> Service:
     """``module.py:attr``: a packed Service instance or an artifact-free Service class."""
     module = import_file(path)
