@@ -40,6 +40,8 @@ ALWAYS_EXCLUDED_DIRS = frozenset(
 )
 #: file name patterns never collected
 ALWAYS_EXCLUDED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+#: how to fix a link leading outside the build directory of a bentofile
+BUILD_REMEDY = "remove it, exclude it, or set 'allow_external_symlinks: true' in the bentofile"
 
 
 def collect_files(
@@ -48,6 +50,7 @@ def collect_files(
     exclude: Iterable[str] = (),
     skip: Iterable[Path] = (),
     allow_external_symlinks: bool = False,
+    remedy: str = BUILD_REMEDY,
 ) -> list[tuple[str, Path]]:
     """Files under ``build_dir`` matching ``include`` and not ``exclude``, as (relative POSIX
     path, file) pairs in sorted order.
@@ -58,9 +61,9 @@ def collect_files(
     folder holding ``pyvenv.cfg``), ``skip`` and the store itself are always left out.
 
     A symbolic link is followed when it resolves inside ``build_dir`` (the bundle gets the
-    content); one resolving outside is a :class:`ConfigError` naming it, unless
-    ``allow_external_symlinks``. Dangling links, and links back to a folder being walked, are
-    skipped.
+    content); one resolving outside is a :class:`ConfigError` naming it and saying how to fix
+    it (``remedy``), unless ``allow_external_symlinks``. Dangling links, and links back to a
+    folder being walked, are skipped.
     """
     build_dir = build_dir.resolve()
     includes = path_spec(include)
@@ -71,8 +74,7 @@ def collect_files(
 
     def outside(rel: str, target: Path) -> ConfigError:
         return ConfigError(
-            f"{rel} in {build_dir} is a symbolic link to {target}, outside the build directory; "
-            "remove it, exclude it, or set 'allow_external_symlinks: true' in the bentofile"
+            f"{rel} in {build_dir} is a symbolic link to {target}, outside that folder; {remedy}"
         )
 
     def left_out(target: Path) -> bool:

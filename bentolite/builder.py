@@ -95,6 +95,7 @@ def build(
             docker_env=config.docker.env,
             compile_bytecode=config.docker.compile_bytecode,
             cors_origins=config.serve.cors_origins,
+            allow_external_symlinks=config.allow_external_symlinks,
         )
     logger.info("Built bundle %s:%s from %s", service.name, path.name, bentofile)
     return path

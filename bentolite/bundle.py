@@ -39,6 +39,7 @@ import bentolite
 from bentolite import lock as lock_module
 from bentolite import requirements, store
 from bentolite.artifacts import file_sha256
+from bentolite.build_context import collect_files
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, ServiceError
 from bentolite.self_wheel import write_wheel
@@ -47,7 +48,6 @@ from bentolite.service import EnvSpec, Service
 logger = logging.getLogger(__name__)
 
 SOURCE_ATTR = "__bentolite_source__"
-_SKIP_PARTS = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
 
 
 def new_version(prefix: str = "") -> str:
@@ -56,11 +56,16 @@ def new_version(prefix: str = "") -> str:
     return f"{prefix}{stamp}_{secrets.token_hex(3).upper()}"
 
 
-def _source_files(cls: type) -> tuple[str, list[tuple[str, Path]]]:
-    """The service's module name and the files to copy into ``src/`` (relative name, path)."""
+def _source_files(cls: type, allow_external_symlinks: bool = False) -> tuple[str, list[tuple[str, Path]]]:
+    """The service's module name and the files to copy into ``src/`` (relative name, path).
+
+    A service in a package brings the package's folder, collected as a build collects its
+    directory (:func:`bentolite.build_context.collect_files`): a symbolic link leading outside
+    the folder is an error unless ``allow_external_symlinks``.
+    """
     if SOURCE_ATTR in cls.__dict__:
         src_dir, module = getattr(cls, SOURCE_ATTR)
-        return module, [(p.relative_to(src_dir).as_posix(), p) for p in _walk(src_dir)]
+        return module, _folder_files(src_dir, allow_external_symlinks)
     module_name = cls.__module__
     module = sys.modules.get(module_name)
     file = getattr(module, "__file__", None)
@@ -83,14 +88,18 @@ def _source_files(cls: type) -> tuple[str, list[tuple[str, Path]]]:
     else:  # a namespace package (a folder without __init__.py): the portion holding the module
         portions = [Path(p).resolve() for p in top_module.__path__]
         package_dir = next((p for p in portions if path.is_relative_to(p)), portions[0])
-    return module_name, [(f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in _walk(package_dir)]
+    files = _folder_files(package_dir, allow_external_symlinks)
+    return module_name, [(f"{top}/{rel}", p) for rel, p in files]
 
 
-def _walk(directory: Path) -> Iterable[Path]:
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory).parts
-        if path.is_file() and not _SKIP_PARTS.intersection(rel) and path.suffix != ".pyc":
-            yield path
+#: how to fix a link leading outside a saved service's folder
+SAVE_REMEDY = "remove it, or pass allow_external_symlinks=True to save()"
+
+
+def _folder_files(directory: Path, allow_external_symlinks: bool) -> list[tuple[str, Path]]:
+    return collect_files(
+        directory, ["*"], allow_external_symlinks=allow_external_symlinks, remedy=SAVE_REMEDY
+    )
 
 
 def _copy_files(files: Iterable[tuple[str, Path]], destination: Path) -> None:
@@ -213,6 +222,7 @@ def save_bundle(
     docker_env: Mapping[str, str] | None = None,
     compile_bytecode: bool = True,
     cors_origins: Iterable[str] = (),
+    allow_external_symlinks: bool = False,
 ) -> Path:
     """Write ``service`` as a bundle; returns the bundle directory.
 
@@ -222,7 +232,8 @@ def save_bundle(
     ``env/requirements.txt``; ``docker_env`` is recorded for the image's environment variables;
     ``compile_bytecode=False`` leaves bytecode out of its images. ``lock=False`` writes the
     requirements as given instead of the full lock. ``cors_origins`` are recorded as the origins
-    ``bentolite serve`` allows when it is given none.
+    ``bentolite serve`` allows when it is given none. A symbolic link in the service's package
+    folder that leads outside it is an error unless ``allow_external_symlinks``.
     """
     service.check_ready_to_save()
     name = store.check_name(service.name)
@@ -230,7 +241,7 @@ def save_bundle(
     destination = Path(target) if target is not None else store.bundle_dir(name, version)
     if destination.exists():
         raise _exists(name, version, destination)
-    module, files = _source_files(type(service))
+    module, files = _source_files(type(service), allow_external_symlinks)
     destination.parent.mkdir(parents=True, exist_ok=True)
     store.remove_stale_staging()
     if target is not None:

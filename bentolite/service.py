@@ -404,17 +404,39 @@ class Service:
         *,
         labels: dict[str, str] | None = None,
         description: str | None = None,
+        allow_external_symlinks: bool = False,
     ) -> str:
-        """Save a new versioned bundle into the store; returns its directory."""
+        """Save a new versioned bundle into the store; returns its directory.
+
+        A service defined in a package brings its package folder; a symbolic link there is
+        copied as its content while it resolves inside the folder, and one leading outside is a
+        :class:`~bentolite.exceptions.ConfigError` naming it unless ``allow_external_symlinks``
+        (the bentofile's ``allow_external_symlinks: true``).
+        """
         from bentolite.bundle import save_bundle
 
-        return str(save_bundle(self, version=version, labels=labels, description=description))
+        return str(
+            save_bundle(
+                self,
+                version=version,
+                labels=labels,
+                description=description,
+                allow_external_symlinks=allow_external_symlinks,
+            )
+        )
 
-    def save_to_dir(self, path: str | Path, version: str | None = None) -> str:
-        """Save a bundle into ``path`` (which must not exist yet); returns the path."""
+    def save_to_dir(
+        self, path: str | Path, version: str | None = None, *, allow_external_symlinks: bool = False
+    ) -> str:
+        """Save a bundle into ``path`` (which must not exist yet); returns the path. Symbolic
+        links are treated as by :meth:`save`."""
         from bentolite.bundle import save_bundle
 
-        return str(save_bundle(self, version=version, target=Path(path)))
+        return str(
+            save_bundle(
+                self, version=version, target=Path(path), allow_external_symlinks=allow_external_symlinks
+            )
+        )
 
     def __repr__(self) -> str:
         tag = f"{self.name}:{self.version}" if self.version else self.name
