@@ -1,12 +1,14 @@
 """The bentofile's ``serve.cors_origins``: read and checked (bentolite/bentofile.py), recorded in
 the bundle's bentolite.yaml (bentolite/bundle_meta.py) and used by ``bentolite serve BUNDLE``
-when no ``--cors-origin`` nor ``BENTOLITE_CORS_ORIGINS`` is given (bentolite/server/runner.py)."""
+when no ``--cors-origin`` nor ``BENTOLITE_CORS_ORIGINS`` is given (bentolite/server/runner.py),
+on a real server and in the HTTP image (the session's iris image, on the real engine)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 import requests
 import yaml
@@ -210,3 +212,56 @@ def test_a_build_directory_served_as_it_is_reads_its_bentofile(tmp_path):
     assert service.bundle_path is None
     assert recorded_cors_origins(service, str(build_dir)) == (ALLOWED,)
     assert recorded_cors_origins(service, "echo_service.py:Echo") == ()
+
+
+# --- the HTTP image ------------------------------------------------------------------------------
+def _bundle_meta_archive(meta: BundleMeta) -> bytes:
+    """A tar holding ``bentolite.yaml`` with ``meta``, for ``put_archive`` into ``/bundle``."""
+    import io
+    import tarfile
+
+    data = meta.to_yaml().encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("bentolite.yaml")
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.docker
+def test_the_http_image_answers_preflights_from_the_bundles_origins(docker_client, iris_http_image):
+    """The session's iris image, its /bundle's bentolite.yaml given ``serve.cors_origins`` before
+    the container starts: the image's own entrypoint serves it with those origins."""
+    import time
+
+    image_meta = docker_client.containers.run(
+        iris_http_image, ["cat", "/bundle/bentolite.yaml"], remove=True
+    ).decode()
+    meta = attrs.evolve(BundleMeta.from_yaml(image_meta), cors_origins=(ALLOWED,))
+    container = docker_client.containers.create(iris_http_image, ports={"3000/tcp": ("127.0.0.1", None)})
+    try:
+        assert container.put_archive("/bundle", _bundle_meta_archive(meta))
+        container.start()
+        deadline, base = time.monotonic() + 90, None
+        while time.monotonic() < deadline:
+            container.reload()
+            assert container.status != "exited", container.logs().decode(errors="replace")[-3000:]
+            published = (container.ports or {}).get("3000/tcp")
+            if published:
+                base = f"http://127.0.0.1:{published[0]['HostPort']}"
+                try:
+                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"not ready\n{container.logs().decode(errors='replace')[-3000:]}")
+        headers = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+        allowed = requests.options(f"{base}/predict", headers={"origin": ALLOWED, **headers}, timeout=10)
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ALLOWED
+        refused = requests.options(f"{base}/predict", headers={"origin": OTHER, **headers}, timeout=10)
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    finally:
+        container.remove(force=True)
