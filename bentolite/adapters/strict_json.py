@@ -16,6 +16,7 @@ numbers) run only when a cheap scan finds what they look for.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -34,32 +35,34 @@ _LONG_DIGIT_RUN = b"1" * 309
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def loads(body: bytes, *, allow_nan: bool = False) -> Any:
-    """Parse a UTF-8 JSON document strictly; raise :class:`BadInput` naming what is wrong."""
+def loads(body: bytes, *, allow_nan: bool = False, what: str = "request body") -> Any:
+    """Parse a UTF-8 JSON document strictly; raise :class:`BadInput` naming what is wrong.
+
+    ``what`` is how the messages name the document (``--input`` for the command line)."""
     if not body.strip():
-        raise BadInput("request body is empty; expected JSON")
+        raise BadInput(f"{what} is empty; expected JSON")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadInput("request body is not UTF-8; JSON must be sent as UTF-8", detail=str(exc)) from exc
+        raise BadInput(f"{what} is not UTF-8; JSON must be sent as UTF-8", detail=str(exc)) from exc
     too_deep = _deeper_than(body, MAX_DEPTH)
     if too_deep:
-        raise BadInput(f"request body nests arrays/objects more than {MAX_DEPTH} deep")
+        raise BadInput(f"{what} nests arrays/objects more than {MAX_DEPTH} deep")
     check_overflow = not allow_nan and _may_overflow(body)
     try:
         value = json.loads(
             text,
-            parse_constant=_allow_constant if allow_nan else _refuse_constant,
+            parse_constant=_allow_constant if allow_nan else functools.partial(_refuse_constant, what),
             parse_float=_finite_float if check_overflow else float,
         )
     except RecursionError as exc:  # defence in depth: the depth scan should have caught it
-        raise BadInput(f"request body nests arrays/objects more than {MAX_DEPTH} deep") from exc
+        raise BadInput(f"{what} nests arrays/objects more than {MAX_DEPTH} deep") from exc
     except ValueError as exc:
         if isinstance(exc, _Refused):
             raise BadInput(str(exc)) from None
-        raise BadInput("request body is not valid JSON", detail=str(exc)) from exc
+        raise BadInput(f"{what} is not valid JSON", detail=str(exc)) from exc
     if b"\\u" in body and _ESCAPED_SURROGATE.search(body):
-        _check_surrogates(value)
+        _check_surrogates(value, what)
     return value
 
 
@@ -80,9 +83,9 @@ def _allow_constant(name: str) -> float:
     return float(name)  # "NaN", "Infinity", "-Infinity"
 
 
-def _refuse_constant(name: str) -> float:
+def _refuse_constant(what: str, name: str) -> float:
     raise _Refused(
-        f"request body holds {name}, which is not JSON (RFC 8259); send a number, or null for a missing value"
+        f"{what} holds {name}, which is not JSON (RFC 8259); send a number, or null for a missing value"
     )
 
 
@@ -116,27 +119,27 @@ def _deeper_than(body: bytes, limit: int) -> bool:
     return True
 
 
-def _check_surrogates(value: Any) -> None:
+def _check_surrogates(value: Any, what: str) -> None:
     """Refuse a lone surrogate in any string (key or value) of a parsed document."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            _check_text(item, what)
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, dict):
             for key, val in item.items():
-                _check_text(key)
+                _check_text(key, what)
                 stack.append(val)
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         snippet = text[max(exc.start - 10, 0) : exc.start].encode("utf-8", "replace").decode()
         raise BadInput(
-            f"request body holds a string with a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}) "
+            f"{what} holds a string with a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}) "
             f"after {snippet!r}; send valid Unicode text"
         ) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from bentolite import store
 from bentolite.bentofile import did_you_mean
 from bentolite.bundle_meta import BundleMeta
 from bentolite.cli.output import DATA_FORMATS, TABLE_FORMATS, print_bundles, print_data
-from bentolite.exceptions import BentoliteError, InferenceError, InvalidArgument
+from bentolite.exceptions import BadInput, BentoliteError, InferenceError, InvalidArgument
 
 
 @click.command("list")
@@ -193,18 +192,33 @@ def _request_body(adapter: Any, input_text: str | None, input_file: Path | None)
         content_type = guessed if guessed and _accepts(adapter, guessed) else _default_media_type(adapter)
         return input_file.read_bytes(), content_type
     assert input_text is not None
+    body, value = _parse_input(input_text, allow_nan=bool(getattr(adapter, "allow_nan", False)))
     if _accepts(adapter, "application/json"):
-        return input_text.encode("utf-8"), "application/json"
-    try:
-        value = json.loads(input_text)
-    except ValueError:
-        value = None
+        return body, "application/json"
     if not isinstance(value, str):
         raise InvalidArgument(
             f"{adapter.name} does not take JSON: give --input as a JSON string, e.g. --input "
             "'\"some text\"', or use --input-file"
         )
     return value.encode("utf-8"), _default_media_type(adapter)
+
+
+def _parse_input(input_text: str, *, allow_nan: bool) -> tuple[bytes, Any]:
+    """``--input`` as UTF-8 bytes and the JSON value they hold, parsed as strictly as the HTTP
+    server parses a request body (:mod:`bentolite.adapters.strict_json`): ``NaN``/``Infinity``
+    only where the API's adapter allows them."""
+    from bentolite.adapters import strict_json
+
+    try:
+        # an argument that was not UTF-8 on the command line comes as surrogate escapes
+        body = input_text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise InvalidArgument("--input is not valid Unicode text; give it as UTF-8 JSON") from None
+    try:
+        return body, strict_json.loads(body, allow_nan=allow_nan, what="--input")
+    except BadInput as exc:
+        detail = f" ({exc.detail})" if exc.detail else ""
+        raise InvalidArgument(exc.message + detail) from None
 
 
 commands = [
