@@ -1,9 +1,10 @@
 """``BuildConfig``: the ``bentofile.yaml`` that describes how to build a bundle.
 
 The file is read through YAML's node API (:mod:`bentolite.bentofile_reader`), so every key and
-list item keeps its line number and every error names the file, the line and the key. Validation is strict: an unknown key (with a
-did-you-mean), a value of the wrong type or an invalid value is an error. Scalars meant as text
-are read exactly as written, so ``version: 1.10`` is the text ``"1.10"``, never the number 1.1.
+list item keeps its line number and every error names the file, the line and the key. Validation
+is strict: an unknown key (with a did-you-mean), a value of the wrong type or an invalid value is
+an error. Scalars meant as text are read exactly as written, so ``version: 1.10`` is the text
+``"1.10"``, never the number 1.1.
 
 The rule for each kind of value lives in :mod:`bentolite.bentofile_checks`. ``BuildConfig``
 renders back to YAML (``to_yaml``) and reading that text gives an equal object.
