@@ -96,6 +96,7 @@ def build(
             compile_bytecode=config.docker.compile_bytecode,
             cors_origins=config.serve.cors_origins,
             allow_external_symlinks=config.allow_external_symlinks,
+            collected_from=build_dir,
         )
     logger.info("Built bundle %s:%s from %s", service.name, path.name, bentofile)
     return path

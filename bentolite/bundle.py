@@ -56,12 +56,16 @@ def new_version(prefix: str = "") -> str:
     return f"{prefix}{stamp}_{secrets.token_hex(3).upper()}"
 
 
-def _source_files(cls: type, allow_external_symlinks: bool = False) -> tuple[str, list[tuple[str, Path]]]:
+def _source_files(
+    cls: type, allow_external_symlinks: bool = False, collected_from: Path | None = None
+) -> tuple[str, list[tuple[str, Path]]]:
     """The service's module name and the files to copy into ``src/`` (relative name, path).
 
     A service in a package brings the package's folder, collected as a build collects its
     directory (:func:`bentolite.build_context.collect_files`): a symbolic link leading outside
-    the folder is an error unless ``allow_external_symlinks``.
+    the folder is an error unless ``allow_external_symlinks``. A package inside
+    ``collected_from`` (a build directory whose files a build has already chosen) brings only
+    the service's module and the ``__init__.py`` files above it.
     """
     if SOURCE_ATTR in cls.__dict__:
         src_dir, module = getattr(cls, SOURCE_ATTR)
@@ -88,6 +92,11 @@ def _source_files(cls: type, allow_external_symlinks: bool = False) -> tuple[str
     else:  # a namespace package (a folder without __init__.py): the portion holding the module
         portions = [Path(p).resolve() for p in top_module.__path__]
         package_dir = next((p for p in portions if path.is_relative_to(p)), portions[0])
+    if collected_from is not None and package_dir.is_relative_to(collected_from.resolve()):
+        if path.is_relative_to(package_dir):
+            inits = [f / "__init__.py" for f in (path.parent, *path.parent.parents)]
+            chosen = [path, *(i for i in inits if i.is_relative_to(package_dir) and i.is_file())]
+            return module_name, [(f"{top}/{p.relative_to(package_dir).as_posix()}", p) for p in chosen]
     files = _folder_files(package_dir, allow_external_symlinks)
     return module_name, [(f"{top}/{rel}", p) for rel, p in files]
 
@@ -223,6 +232,7 @@ def save_bundle(
     compile_bytecode: bool = True,
     cors_origins: Iterable[str] = (),
     allow_external_symlinks: bool = False,
+    collected_from: Path | None = None,
 ) -> Path:
     """Write ``service`` as a bundle; returns the bundle directory.
 
@@ -233,7 +243,9 @@ def save_bundle(
     ``compile_bytecode=False`` leaves bytecode out of its images. ``lock=False`` writes the
     requirements as given instead of the full lock. ``cors_origins`` are recorded as the origins
     ``bentolite serve`` allows when it is given none. A symbolic link in the service's package
-    folder that leads outside it is an error unless ``allow_external_symlinks``.
+    folder that leads outside it is an error unless ``allow_external_symlinks``;
+    ``collected_from`` is the folder ``extra_files`` were chosen from (a build directory), whose
+    choice stands for the rest of a package inside it.
     """
     service.check_ready_to_save()
     name = store.check_name(service.name)
@@ -241,7 +253,7 @@ def save_bundle(
     destination = Path(target) if target is not None else store.bundle_dir(name, version)
     if destination.exists():
         raise _exists(name, version, destination)
-    module, files = _source_files(type(service), allow_external_symlinks)
+    module, files = _source_files(type(service), allow_external_symlinks, collected_from)
     destination.parent.mkdir(parents=True, exist_ok=True)
     store.remove_stale_staging()
     if target is not None:

@@ -365,6 +365,47 @@ def test_a_build_with_a_link_to_a_secret_fails_in_one_line_exit_2(greeter_dir, t
     assert not (src / "creds.txt").is_symlink() and "hunter2" in (src / "creds.txt").read_text()
 
 
+def test_a_service_package_in_the_build_directory_follows_the_bentofiles_choice(tmp_path):
+    """The build's include/exclude decide for the whole package: an excluded link to a secret and
+    an excluded file stay out, the service's module and its ``__init__.py`` files go in."""
+    secret = write(tmp_path / "home_dir", {".aws/credentials": "aws_secret_access_key = hunter2\n"})
+    build_dir = write(
+        tmp_path / "project",
+        {
+            "built_pkg_choice/__init__.py": "",
+            "built_pkg_choice/api/__init__.py": "",
+            "built_pkg_choice/api/svc.py": (
+                "from bentolite import Service, api\n"
+                "from bentolite.adapters import JsonInput\n\n\n"
+                "class Svc(Service):\n"
+                "    @api(input=JsonInput())\n"
+                "    def twice(self, x):\n"
+                "        return 2 * x\n"
+            ),
+            "built_pkg_choice/notes.txt": "kept\n",
+            "built_pkg_choice/local.cfg": "token = 123\n",
+            "bentofile.yaml": """
+                service: "built_pkg_choice.api.svc:Svc"
+                exclude: ["creds.txt", "*.cfg"]
+            """,
+        },
+    )
+    (build_dir / "built_pkg_choice" / "creds.txt").symlink_to(secret / ".aws/credentials")
+    try:
+        path = build(build_dir / "bentofile.yaml")
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "built_pkg_choice"]:
+            del sys.modules[name]
+    src = path / "src" / "built_pkg_choice"
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()) == [
+        "__init__.py",
+        "api/__init__.py",
+        "api/svc.py",
+        "notes.txt",
+    ]
+    assert bentolite.load(path).twice(21) == 42
+
+
 # --- artifact files copied as they are ------------------------------------------------------------
 
 COPIED = '''
