@@ -74,6 +74,7 @@ class ApiEndpoint:
         #: the API as the crash record names it (inflight.py)
         self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
         self.policy = InlinePolicy()
+        self.deadlines = state.deadlines if _HAS_TIMEOUT_BLOCK else None
         self.batcher: Batcher | None = None
         if spec.batch:
             self.batcher = Batcher(
@@ -109,9 +110,13 @@ class ApiEndpoint:
         try:
             if self.state.timeout is None:
                 answer = await self._answer(receive, headers, slot)
-            elif _HAS_TIMEOUT_BLOCK:  # cheaper than wait_for: no extra task per request
-                async with asyncio.timeout(self.state.timeout):  # type: ignore[attr-defined]
-                    answer = await self._answer(receive, headers, slot)
+            elif self.deadlines is not None:  # no extra task per request, nor timer (deadlines.py)
+                async with asyncio.timeout(None) as block:  # type: ignore[attr-defined]
+                    self.deadlines.watch(slot, block)
+                    try:
+                        answer = await self._answer(receive, headers, slot)
+                    finally:
+                        self.deadlines.release(slot)
             else:
                 answer = await asyncio.wait_for(self._answer(receive, headers, slot), self.state.timeout)
             return Response(answer.body, answer.status, media_type=answer.media_type)

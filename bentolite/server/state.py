@@ -14,6 +14,7 @@ from typing import Any, Callable
 from bentolite.bundle_meta import BundleMeta
 from bentolite.exceptions import ArtifactError, BentoliteError, Overloaded
 from bentolite.server.batching import Batcher
+from bentolite.server.deadlines import Deadlines
 from bentolite.server.inflight import InFlight
 from bentolite.server.limits import BodyReader, Limits
 from bentolite.server.metrics import Metrics
@@ -42,6 +43,8 @@ class ServerState:
         self.limits = limits
         self.max_body_size = limits.max_body_size
         self.timeout = timeout
+        #: one timer for the timeouts of all API requests (deadlines.py)
+        self.deadlines = Deadlines(timeout, limits.max_concurrency) if timeout is not None else None
         self.in_flight = InFlight(limits.max_concurrency, limits.max_inflight_bytes, record_path)
         self.body_reader = BodyReader(limits, self.in_flight, self.run_sync)
         self.form_limits = limits.form
