@@ -41,6 +41,23 @@ def _declared_length(headers: dict[str, str]) -> int:
     return int(value) if value is not None and value.isdigit() else 0
 
 
+_CONTENT_TYPES: dict[str, bytes] = {}
+
+
+def _head(answer: HttpResponse) -> list[tuple[bytes, bytes]]:
+    """The headers of an adapter's answer, as Starlette's ``Response`` would write them (a
+    ``text/`` type without a charset gets ``charset=utf-8``), without building one."""
+    content_type = _CONTENT_TYPES.get(answer.media_type)
+    if content_type is None:
+        text = answer.media_type
+        if text.startswith("text/") and "charset=" not in text.lower():
+            text += "; charset=utf-8"
+        content_type = text.encode("latin-1")
+        if len(_CONTENT_TYPES) < 64:  # the types an app answers with are few; a bound all the same
+            _CONTENT_TYPES[answer.media_type] = content_type
+    return [(b"content-length", b"%d" % len(answer.body)), (b"content-type", content_type)]
+
+
 def _cancelled(exc: BaseException) -> bool:
     """Whether ``exc`` is the running task being cancelled (a timeout, a shutdown), rather than
     a ``CancelledError`` that user code raised on its own."""
@@ -95,18 +112,29 @@ class ApiEndpoint:
             try:
                 slot = self.state.in_flight.enter(self.record_name, _request_id(), _declared_length(headers))
             except Overloaded as exc:
-                response: Response = error_response(exc)
+                response: Response | HttpResponse = error_response(exc)
             else:
                 try:
                     response = await self._respond(scope, receive, headers, slot)
                 finally:
                     self.state.in_flight.leave(slot)
-            await response(scope, receive, send)
+            if isinstance(response, HttpResponse):
+                status = response.status
+                await send(
+                    {"type": "http.response.start", "status": status, "headers": _head(response)}
+                )
+                await send({"type": "http.response.body", "body": response.body})
+            else:
+                status = response.status_code
+                await response(scope, receive, send)
         finally:
             in_flight.dec()
-        self.metrics.answered(response.status_code, time.perf_counter() - started)
+        self.metrics.answered(status, time.perf_counter() - started)
 
-    async def _respond(self, scope: Scope, receive: Receive, headers: dict[str, str], slot: int) -> Response:
+    async def _respond(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], slot: int
+    ) -> Response | HttpResponse:
+        """The answer: an adapter's (sent as it is), or an error's."""
         try:
             if self.state.timeout is None:
                 answer = await self._answer(receive, headers, slot)
@@ -119,7 +147,9 @@ class ApiEndpoint:
                         self.deadlines.release(slot)
             else:
                 answer = await asyncio.wait_for(self._answer(receive, headers, slot), self.state.timeout)
-            return Response(answer.body, answer.status, media_type=answer.media_type)
+            if answer.status < 200 or answer.status in (204, 304):  # answers without a body
+                return Response(answer.body, answer.status, media_type=answer.media_type)
+            return answer
         except BentoliteError as exc:
             return error_response(exc)
         except asyncio.TimeoutError:

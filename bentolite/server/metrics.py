@@ -124,6 +124,21 @@ class _WithoutCreated:
             yield family
 
 
+class _LiveCount:
+    """A count changed on the event loop only, so with no lock (a gauge takes one per change)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
+
+
 class ApiMetrics:
     """The label children of one API, bound once so a request only increments them."""
 
@@ -131,7 +146,13 @@ class ApiMetrics:
         self._requests = metrics.requests
         self._api = api
         self._by_status: dict[int, Any] = {}
-        self.in_flight = metrics.in_flight.labels(api)
+        in_flight = metrics.in_flight.labels(api)
+        #: counts the API's requests in flight (``inc``, ``dec``)
+        self.in_flight: Any = in_flight
+        if not os.environ.get(MULTIPROC_ENV):  # else each worker's value goes to the directory
+            live = _LiveCount()
+            in_flight.set_function(lambda: live.value)  # read when scraped: no lock per request
+            self.in_flight = live
         self._duration = metrics.duration.labels(api)
         if batch:  # a label child is a series: APIs that do not batch get none
             self._batch_size = metrics.batch_size.labels(api)

@@ -17,7 +17,8 @@ answers an oversized head with a plain-text 400. :class:`BoundedHttpToolsProtoco
 
 The header bound is ``Limits.max_header_size``: h11 enforces it itself
 (``max_incomplete_event_size``); over httptools the bytes of a head not yet complete are counted.
-Per request the protocol arms and cancels one timer, a few microseconds.
+Per connection one timer serves the deadlines of all its heads: per request, the protocol
+only notes when a head's deadline starts.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class _HeadBounds:
         self.header_timeout = header_timeout
         self.max_header_size = max_header_size
         self._head_timer: asyncio.TimerHandle | None = None
+        #: when the deadline of the head being awaited started (None: no head awaited)
+        self._head_since: float | None = None
         self._head_bytes = 0
         self._line_seen = False
         self._lingering = False
@@ -77,17 +80,38 @@ class _HeadBounds:
 
     # --- the header-read deadline ----------------------------------------------------------------
     def _arm(self) -> None:
+        """Start the deadline of a head: from now."""
         self._head_bytes = 0
         self._line_seen = False
-        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        self._head_since = self.loop.time()
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(self._head_since + self.header_timeout, self._head_check)
 
     def _disarm(self) -> None:
+        """The head arrived (or was answered): no deadline until the next one starts. The timer
+        stays armed and, when it fires, finds nothing to do (arming and cancelling a timer for
+        every request of a kept-alive connection would cost more)."""
+        self._head_since = None
+
+    def _stop_timer(self) -> None:
+        """The connection is gone: its timer too."""
+        self._head_since = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_timed_out(self) -> None:
+    def _head_check(self) -> None:
         self._head_timer = None
+        if self._head_since is None:  # no head awaited: the timer is armed again with the next
+            return
+        due = self._head_since + self.header_timeout
+        if self.loop.time() < due:  # a later head than the one the timer was armed for
+            self._head_timer = self.loop.call_at(due, self._head_check)
+            return
+        self._head_since = None
+        self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
         if self.transport.is_closing() or not self._awaiting_head():
             return
         if self._head_bytes == 0:  # an idle connection: nothing to answer
@@ -109,7 +133,7 @@ class _HeadBounds:
             self._drop(data)
             return False
         if self._awaiting_head():
-            if self._head_timer is None:  # the next request on a kept-alive connection
+            if self._head_since is None:  # the next request on a kept-alive connection
                 self._arm()
             self._head_bytes += len(data)
             if not self._line_seen and b"\n" in data:
@@ -117,7 +141,7 @@ class _HeadBounds:
         return True
 
     def _head_parsed(self) -> None:
-        if self._head_timer is not None and not self._awaiting_head():
+        if self._head_since is not None and not self._awaiting_head():
             self._disarm()
 
     # --- a bad head ---------------------------------------------------------------------------------
@@ -187,7 +211,7 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
             self._head_parsed()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
@@ -254,7 +278,7 @@ if HttpToolsProtocol is not None:
             self._head_bytes = 0
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
+            self._stop_timer()
             super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
