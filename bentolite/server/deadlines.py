@@ -17,7 +17,7 @@ Python 3.11 or later (``asyncio.timeout``); before, ``endpoint.py`` uses ``async
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional, Tuple
+from typing import Any
 
 
 class Deadlines:
@@ -25,7 +25,7 @@ class Deadlines:
 
     def __init__(self, seconds: float, slots: int) -> None:
         self.seconds = seconds
-        self._pending: list[Optional[Tuple[float, Any]]] = [None] * slots
+        self._pending: list[tuple[float, Any] | None] = [None] * slots
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
 

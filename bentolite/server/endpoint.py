@@ -120,9 +120,7 @@ class ApiEndpoint:
                     self.state.in_flight.leave(slot)
             if isinstance(response, HttpResponse):
                 status = response.status
-                await send(
-                    {"type": "http.response.start", "status": status, "headers": _head(response)}
-                )
+                await send({"type": "http.response.start", "status": status, "headers": _head(response)})
                 await send({"type": "http.response.body", "body": response.body})
             else:
                 status = response.status_code
