@@ -121,6 +121,12 @@ class NodeReader:
         where = f"{self.source}:{line}"
         return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
+    def claim(self, key: str, line: int) -> None:
+        """Record that ``key`` is given on ``line``; a key given twice is an error."""
+        if key in self.lines:
+            raise self.fail(line, key, f"appears twice (first on line {self.lines[key]})")
+        self.lines[key] = line
+
     def read(self, root: yaml.Node | None) -> dict[str, Any]:
         """The file's top-level values by :data:`SCHEMA`; refuses an empty file and a missing
         ``service``."""
@@ -154,9 +160,7 @@ class NodeReader:
             full = prefix + key
             if key not in schema:
                 raise self.fail(line, "", _unknown_key(full, key, schema, prefix))
-            if full in self.lines:
-                raise self.fail(line, full, f"appears twice (first on line {self.lines[full]})")
-            self.lines[full] = line
+            self.claim(full, line)
             values[key] = self.value(value_node, full, schema[key])
         return values
 
@@ -191,13 +195,7 @@ class NodeReader:
         out: dict[str, str] = {}
         for key_node, value_node in node.value:
             item_key = f"{key}.{self.text(key_node, key, 'a name')}"
-            if item_key in self.lines:
-                raise self.fail(
-                    key_node.start_mark.line + 1,
-                    item_key,
-                    f"appears twice (first on line {self.lines[item_key]})",
-                )
-            self.lines[item_key] = key_node.start_mark.line + 1
+            self.claim(item_key, key_node.start_mark.line + 1)
             out[key_node.value] = self.text(value_node, item_key, "a string")
         return out
 
@@ -208,13 +206,7 @@ class NodeReader:
         for key_node, value_node in node.value:
             name = self.text(key_node, key, "a name")
             item_key = f"{key}.{name}"
-            if item_key in self.lines:
-                raise self.fail(
-                    key_node.start_mark.line + 1,
-                    item_key,
-                    f"appears twice (first on line {self.lines[item_key]})",
-                )
-            self.lines[item_key] = key_node.start_mark.line + 1
+            self.claim(item_key, key_node.start_mark.line + 1)
             if isinstance(value_node, yaml.MappingNode):
                 fields = self.mapping(value_node, item_key + ".", {"file": "text", "copy": "bool"})
                 if fields.get("file") is None:
@@ -244,9 +236,7 @@ class NodeReader:
                 if not sep:
                     raise self.fail(line, f"{key}[{i}]", f"expected NAME=value, got {item.value!r}")
             item_key = f"{key}.{name}"
-            if item_key in self.lines:
-                raise self.fail(line, item_key, f"appears twice (first on line {self.lines[item_key]})")
-            self.lines[item_key] = line
+            self.claim(item_key, line)
             out[name] = value
         return out
 
