@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -166,13 +166,7 @@ class ApiEndpoint:
             body, headers.get("content-type"), headers=headers, form_limits=self.state.form_limits
         )
         if self.batcher is None and not self.is_async:
-            if self.policy.inline:
-                started = time.perf_counter()  # the clock alone: no system call on the loop
-                try:
-                    return self._serve_one(request)
-                finally:
-                    self.policy.inline_call(time.perf_counter() - started)
-            return await self.state.run_sync(self._serve_one_timed, request)
+            return await self._run_sync(self._serve_one, request)
         if len(body) > INLINE_PARSE_LIMIT:
             payload = await self.state.run_sync(self._parse, request)
         else:
@@ -234,24 +228,29 @@ class ApiEndpoint:
         payload = self._parse(request)
         return self._render(self._call(payload), request, payload)
 
-    def _serve_one_timed(self, request: HttpRequest) -> HttpResponse:
-        """:meth:`_serve_one` in the pool, timed for the inline policy."""
+    async def _run_sync(self, work: Callable[[Any], Any], arg: Any) -> Any:
+        """``work(arg)`` for a sync function (one request or one batch): on the loop while the
+        inline policy finds such calls cheap, else in the pool; timed either way for the policy."""
+        if self.policy.inline:
+            started = time.perf_counter()  # the clock alone: no system call on the loop
+            try:
+                return work(arg)
+            finally:
+                self.policy.inline_call(time.perf_counter() - started)
+        return await self.state.run_sync(self._timed_in_pool, work, arg)
+
+    def _timed_in_pool(self, work: Callable[[Any], Any], arg: Any) -> Any:
+        """``work(arg)`` in the pool, timed for the inline policy."""
         cpu, wall = time.thread_time(), time.perf_counter()
         try:
-            return self._serve_one(request)
+            return work(arg)
         finally:
             self.policy.pool_call(time.thread_time() - cpu, time.perf_counter() - wall)
 
     # --- batches: each returns one outcome per job, an HttpResponse or a BentoliteError ---
     async def _execute_batch(self, jobs: list[_Job]) -> list[Any]:
         if not self.is_async:
-            if self.policy.inline:  # a cheap batch runs on the loop, as a cheap request does
-                started = time.perf_counter()  # the clock alone: no system call on the loop
-                try:
-                    return self._run_batch(jobs)
-                finally:
-                    self.policy.inline_call(time.perf_counter() - started)
-            return await self.state.run_sync(self._run_batch_timed, jobs)
+            return await self._run_sync(self._run_batch, jobs)
         groups = self._groups(jobs)
         outcomes: list[Any] = []
         for batch, sizes, members in groups:
@@ -262,14 +261,6 @@ class ApiEndpoint:
                     raise
                 outcomes.append(exc)  # a group of one payload: only that caller fails
         return outcomes
-
-    def _run_batch_timed(self, jobs: list[_Job]) -> list[Any]:
-        """:meth:`_run_batch` in the pool, timed for the inline policy."""
-        cpu, wall = time.thread_time(), time.perf_counter()
-        try:
-            return self._run_batch(jobs)
-        finally:
-            self.policy.pool_call(time.thread_time() - cpu, time.perf_counter() - wall)
 
     def _run_batch(self, jobs: list[_Job]) -> list[Any]:
         """A batch for a sync function, in one thread-pool hop: merge, call, split, render."""
