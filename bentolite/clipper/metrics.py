@@ -42,13 +42,13 @@ class ContainerMetrics:
         )
         self.recv_time = Histogram(
             "clipper_mc_recv_time_ms",
-            "Milliseconds to receive a request's frames.",
+            "Milliseconds to receive a request's frames and check them.",
             buckets=_FAST_BUCKETS,
             registry=self.registry,
         )
         self.parse_time = Histogram(
             "clipper_mc_parse_time_ms",
-            "Milliseconds to parse a request's frames.",
+            "Milliseconds from a request's frames being checked to its prediction starting.",
             buckets=_FAST_BUCKETS,
             registry=self.registry,
         )

@@ -25,7 +25,7 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, NamedTuple, TypeVar, Union
 
 from bentolite.exceptions import BentoliteError
 
@@ -150,17 +150,43 @@ class HeartbeatReply:
     heartbeat_type: HeartbeatType
 
 
-@dataclass(frozen=True)
-class PredictionRequest:
+class InputFrames(list):  # type: ignore[type-arg]
+    """The input frames of one prediction request, in input order (bytes-like objects).
+
+    When a reader received every input into one buffer, :attr:`joined` is that buffer (the
+    inputs back to back, each frame a view of its part) and :attr:`size` the size of every
+    input if they are all equal: a batch of equal inputs is then one array without a copy.
+    """
+
+    __slots__ = ("joined", "size")
+
+    def __init__(self, frames: Any = (), joined: memoryview | None = None, size: int | None = None) -> None:
+        super().__init__(frames)
+        self.joined = joined
+        self.size = size
+
+
+class RequestHead(NamedTuple):
+    """What the frames before a prediction request's inputs say."""
+
+    msg_id: int
+    input_type: InputType
+    #: the size in bytes of each input, as the input header declares it
+    sizes: tuple[int, ...]
+
+
+class PredictionRequest(NamedTuple):
     """Frontend -> container: a batch of inputs to predict on."""
 
     msg_id: int
     input_type: InputType
-    #: the input frames as received (``bytes`` or zero-copy buffers)
-    inputs: list[Any]
+    #: the input frames as received (``bytes`` or buffers), without copies of their own
+    inputs: InputFrames
 
 
 _CONTENT = _U32.pack(MessageType.CONTAINER_CONTENT)
+_VERSION_FRAME = _U32.pack(RPC_VERSION)
+_PREDICT = _U32.pack(RequestType.PREDICT)
 
 ContainerMessage = Union[Heartbeat, ContainerMetadata, PredictionResponse]
 FrontendMessage = Union[HeartbeatReply, PredictionRequest]
@@ -303,6 +329,56 @@ def _parse_request(frames: Frames) -> PredictionRequest:
             f"{REQUEST_PREFIX_FRAMES} (delimiter, version, type, msg_id, request type, "
             "header size, header)"
         )
+    head = _request_fields(frames)
+    n = len(head.sizes)
+    _check_count(frames, REQUEST_PREFIX_FRAMES + n, f"prediction request with {n} inputs")
+    inputs = InputFrames(frames[REQUEST_PREFIX_FRAMES:])
+    sizes = [*map(len, inputs)]
+    if sizes != list(head.sizes):
+        i = next(i for i, (a, b) in enumerate(zip(sizes, head.sizes)) if a != b)
+        raise ProtocolError(f"input {i} is {sizes[i]} bytes but the header says {head.sizes[i]}")
+    return PredictionRequest(head.msg_id, head.input_type, inputs)
+
+
+def parse_request_head(frames: Frames) -> RequestHead:
+    """The first :data:`REQUEST_PREFIX_FRAMES` frames of a prediction request, checked.
+
+    For a reader that receives the input frames itself, knowing their sizes in advance.
+    """
+    if len(frames) == REQUEST_PREFIX_FRAMES:
+        # The frames every well-formed request starts with, compared whole; anything else is
+        # taken apart field by field below, to name what is wrong.
+        empty, version, msg_type, msg_id, request_type, header_size, header = frames
+        if (
+            not empty
+            and version == _VERSION_FRAME
+            and msg_type == _CONTENT
+            and request_type == _PREDICT
+            and len(msg_id) == 4
+            and len(header) >= 16
+            and header_size == _U64.pack(len(header))
+            and not len(header) % 8
+        ):
+            values = struct.unpack(f"<{len(header) // 8}Q", header)
+            input_type = _MEMBERS[InputType].get(values[0])
+            sizes = values[2:]
+            if input_type is not None and values[1] == len(sizes):
+                itemsize = input_type.itemsize
+                if itemsize == 1 or not any(size % itemsize for size in set(sizes)):
+                    return RequestHead(_U32.unpack(msg_id)[0], input_type, sizes)  # type: ignore[arg-type]
+    _check_count(frames, REQUEST_PREFIX_FRAMES, "prediction request head")
+    _check_delimiter(frames, REQUEST_PREFIX_FRAMES)
+    version_number = _u32(frames[1], "RPC version")
+    if version_number != RPC_VERSION:
+        raise ProtocolError(f"RPC version frame is {version_number}, expected {RPC_VERSION}")
+    kind = _enum(MessageType, _u32(frames[2], "message type"), "message type")
+    if kind is not MessageType.CONTAINER_CONTENT:
+        raise ProtocolError(f"a {kind.name} message has more than {REQUEST_PREFIX_FRAMES} frames")
+    return _request_fields(frames)
+
+
+def _request_fields(frames: Frames) -> RequestHead:
+    """Frames 3-6 of a prediction request: msg_id, request type, header size and header."""
     msg_id = _u32(frames[3], "msg_id")
     request_type = _enum(RequestType, _u32(frames[4], "request type"), "request type")
     if request_type is not RequestType.PREDICT:
@@ -319,13 +395,7 @@ def _parse_request(frames: Frames) -> PredictionRequest:
             f"input header holds {len(values)} u64 values for {n} inputs; expected "
             f"{2 + n} (input type, count, then one size per input)"
         )
-    _check_count(frames, REQUEST_PREFIX_FRAMES + n, f"prediction request with {n} inputs")
-    inputs = list(frames[REQUEST_PREFIX_FRAMES:])
-    sizes = [*map(len, inputs)]
-    declared = list(values[2:])
-    if sizes != declared:
-        i = next(i for i, (a, b) in enumerate(zip(sizes, declared)) if a != b)
-        raise ProtocolError(f"input {i} is {sizes[i]} bytes but the header says {declared[i]}")
+    sizes = values[2:]
     itemsize = input_type.itemsize
     if itemsize > 1 and any(size % itemsize for size in set(sizes)):
         i = next(i for i, size in enumerate(sizes) if size % itemsize)
@@ -333,7 +403,7 @@ def _parse_request(frames: Frames) -> PredictionRequest:
             f"input {i} is {sizes[i]} bytes, not a whole number of "
             f"{itemsize}-byte {input_type.label} elements"
         )
-    return PredictionRequest(msg_id, input_type, inputs)
+    return RequestHead(msg_id, input_type, sizes)
 
 
 # --- field helpers -------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 
 from bentolite.clipper.batch import BatchPredictor, Handler
 from bentolite.clipper.protocol import (
-    REQUEST_PREFIX_FRAMES,
     HeartbeatReply,
     HeartbeatType,
     InputType,
@@ -48,10 +47,9 @@ from bentolite.clipper.protocol import (
     ProtocolError,
     build_container_metadata,
     build_heartbeat,
-    parse_frontend_message,
     response_frames,
 )
-from bentolite.clipper.sockets import Waker, receive_message, send_message
+from bentolite.clipper.sockets import MessageReader, Waker, send_message
 from bentolite.exceptions import ConfigError, InferenceError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -311,6 +309,7 @@ class ClipperRuntime:
             )
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
+            reader = MessageReader(sock)
             assert self._waker is not None
             waker = self._waker
             poller.register(waker.fileno(), zmq.POLLIN)
@@ -326,7 +325,7 @@ class ClipperRuntime:
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
                 for ready, _ in poller.poll(wait_ms):
                     if ready is sock:
-                        self._receive_all(sock, session)
+                        self._receive_one(reader, session)
                         last_inbound = time.monotonic()
                         heard = True
                     else:
@@ -347,44 +346,37 @@ class ClipperRuntime:
                 self._sock = None
                 sock.close(linger=0)
 
-    def _receive_all(self, sock: zmq.Socket, session: int) -> None:
-        while True:
-            polled = time.perf_counter()
-            frames = receive_message(sock)
-            if frames is None:
-                return
-            received = time.perf_counter()
-            # The few frames before the inputs are parsed field by field: as bytes, which are
-            # cheaper to take apart than frames. The inputs stay as received.
-            frames[:REQUEST_PREFIX_FRAMES] = [f.bytes for f in frames[:REQUEST_PREFIX_FRAMES]]
-            try:
-                message = parse_frontend_message(frames)
-            except ProtocolError as exc:
-                logger.warning(
-                    "session %d: skipped a malformed message from the frontend: %s",
-                    session,
-                    exc,
+    def _receive_one(self, reader: MessageReader, session: int) -> None:
+        """Handle the message waiting on the socket. One per poll: a second message waiting is
+        seen by the next poll, which costs no more than asking the socket would."""
+        metrics = self._metrics
+        polled = time.perf_counter() if metrics is not None else 0.0
+        try:
+            message = reader.receive()
+        except ProtocolError as exc:
+            logger.warning("session %d: skipped a malformed message from the frontend: %s", session, exc)
+            return
+        if message is None:
+            return
+        if isinstance(message, HeartbeatReply):
+            if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
+                logger.info("session %d: frontend asked for metadata; registering", session)
+                send_message(
+                    reader.sock,
+                    build_container_metadata(self.model_name, self.model_version, self.input_type),
                 )
-                continue
-            if isinstance(message, HeartbeatReply):
-                if message.heartbeat_type is HeartbeatType.REQUEST_CONTAINER_METADATA:
-                    logger.info("session %d: frontend asked for metadata; registering", session)
-                    send_message(
-                        sock,
-                        build_container_metadata(self.model_name, self.model_version, self.input_type),
-                    )
-                continue
-            metrics = self._metrics
-            if metrics is not None:
-                metrics.recv_time.observe((received - polled) * 1000)
-                metrics.parse_time.observe((time.perf_counter() - received) * 1000)
-            payloads = self._predict_unlocked(message)
-            if self._sock is not sock:
-                raise _Closed  # run() closed the socket while the prediction ran
-            send_message(sock, response_frames(message.msg_id, payloads))
-            if metrics is not None:
-                metrics.pred_total.inc()
-                metrics.end_to_end.observe((time.perf_counter() - polled) * 1000)
+            return
+        if metrics is not None:
+            received = time.perf_counter()
+            metrics.recv_time.observe((received - polled) * 1000)
+            metrics.parse_time.observe((time.perf_counter() - received) * 1000)
+        payloads = self._predict_unlocked(message)
+        if self._sock is not reader.sock:
+            raise _Closed  # run() closed the socket while the prediction ran
+        send_message(reader.sock, response_frames(message.msg_id, payloads))
+        if metrics is not None:
+            metrics.pred_total.inc()
+            metrics.end_to_end.observe((time.perf_counter() - polled) * 1000)
 
     # --- predictions ---------------------------------------------------------------------------
 

@@ -1,0 +1,157 @@
+"""The runtime's message reader over real loopback ZeroMQ: messages sent back to back, well-formed
+and malformed mixed, are each read whole. A well-formed one is parsed exactly as the parser parses
+its frames; a malformed one is one ProtocolError and never eats or changes the message after it,
+although the reader receives a request's inputs without asking libzmq how many frames remain."""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bentolite.clipper.protocol import (
+    HeartbeatType,
+    InputType,
+    PredictionRequest,
+    ProtocolError,
+    build_heartbeat_reply,
+    build_prediction_request,
+    parse_frontend_message,
+)
+from bentolite.clipper.sockets import INTO_LIMIT, MessageReader
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    dealer = context.socket(zmq.DEALER)
+    for sock in (router, dealer):
+        sock.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    dealer.send(b"hello")
+    routing_id, _ = router.recv_multipart()
+    try:
+        yield router, dealer, routing_id
+    finally:
+        router.close()
+        dealer.close()
+        context.term()
+
+
+def read_all(dealer: zmq.Socket, reader: MessageReader, expected: int) -> list[object]:
+    """What the reader makes of the next ``expected`` messages: each a message or an error."""
+    got: list[object] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not reader._next_started and not dealer.poll(30 if len(got) >= expected else 200):
+            if len(got) >= expected:
+                return got
+            continue
+        try:
+            message = reader.receive()
+        except ProtocolError as exc:
+            got.append(exc)
+            continue
+        if message is not None:
+            got.append(message)
+    raise AssertionError(f"read {len(got)} of {expected} messages in 10 s: {got}")
+
+
+sizes = st.lists(st.integers(0, 6), min_size=0, max_size=6)
+
+
+@st.composite
+def request(draw: st.DrawFn) -> list[bytes]:
+    # doubles only: no input frame is 4 bytes, so inputs never look like the 4-byte fields
+    lengths = draw(sizes)
+    inputs = [np.arange(k, dtype="<f8").tobytes() for k in lengths]
+    if draw(st.booleans()) and lengths:  # now and then one input too large to receive into a buffer
+        inputs[0] = bytes(INTO_LIMIT + 8)
+    return build_prediction_request(draw(st.integers(0, 2**32 - 1)), InputType.DOUBLES, inputs)
+
+
+heartbeat = st.sampled_from([build_heartbeat_reply(k) for k in HeartbeatType])
+well_formed = st.one_of(request(), heartbeat)
+
+
+@st.composite
+def malformed(draw: st.DrawFn) -> list[bytes]:
+    frames = list(draw(well_formed))
+    how = draw(st.sampled_from(["truncate", "extend", "resize", "empty input", "field", "garbage"]))
+    if how == "truncate":
+        frames = frames[: draw(st.integers(1, len(frames) - 1))]
+    elif how == "extend":
+        frames += [draw(st.binary(min_size=0, max_size=9)) for _ in range(draw(st.integers(1, 3)))]
+    elif how in ("resize", "empty input") and len(frames) > 7:
+        i = draw(st.integers(7, len(frames) - 1))
+        if how == "empty input":
+            frames[i] = b""
+        else:
+            frames[i] = frames[i] + b"\0" * 8 if draw(st.booleans()) or not frames[i] else frames[i][:-8]
+    elif how == "field":
+        i = draw(st.integers(0, min(len(frames), 7) - 1))
+        frames[i] = draw(st.binary(min_size=1, max_size=12))
+    else:
+        frames = [draw(st.binary(min_size=1, max_size=12)) for _ in range(draw(st.integers(1, 4)))]
+    try:
+        parse_frontend_message(frames)
+    except ProtocolError:
+        return frames
+    return build_heartbeat_reply(HeartbeatType.KEEP_ALIVE)[:-1]  # a mutation that stayed valid
+
+
+messages = st.lists(st.one_of(well_formed, malformed()), min_size=1, max_size=8)
+
+
+def normal(message: object) -> object:
+    """A parsed message with its inputs as bytes, for comparing."""
+    if isinstance(message, PredictionRequest):
+        return (message.msg_id, message.input_type, [bytes(f) for f in message.inputs])
+    return message
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=messages)
+def test_each_message_is_read_whole_and_malformed_ones_harm_nothing_after_them(pair, batch):
+    router, dealer, routing_id = pair
+    reader = MessageReader(dealer)
+    sent = []
+    for frames in batch:
+        try:
+            expected: object = normal(parse_frontend_message(frames))
+        except ProtocolError:
+            expected = ProtocolError
+        sent.append(expected)
+        router.send_multipart([routing_id, *frames])
+    got = read_all(dealer, reader, len(sent))
+    # An empty frame where a field belongs is read as the next message's start, so a malformed
+    # message may be reported as more than one error; every well-formed message is read exactly.
+    wanted = [e for e in sent if e is not ProtocolError]
+    parsed = [normal(m) for m in got if not isinstance(m, ProtocolError)]
+    assert parsed == wanted
+    errors = sum(isinstance(m, ProtocolError) for m in got)
+    assert errors >= len(sent) - len(wanted)
+    assert errors == 0 or len(sent) > len(wanted)
+
+
+def test_small_inputs_arrive_as_views_of_one_buffer(pair):
+    router, dealer, routing_id = pair
+    inputs = [struct.pack("<2d", 1.5, 2.5), struct.pack("<2d", 3.5, 4.5), struct.pack("<d", 5.5)]
+    router.send_multipart([routing_id, *build_prediction_request(7, InputType.DOUBLES, inputs)])
+    assert dealer.poll(5000)
+    message = MessageReader(dealer).receive()
+    assert isinstance(message, PredictionRequest)
+    assert [bytes(f) for f in message.inputs] == inputs
+    assert bytes(message.inputs.joined) == b"".join(inputs)
+    assert message.inputs.size is None  # sizes differ
+    assert all(f.obj is message.inputs.joined.obj for f in message.inputs)
