@@ -85,12 +85,15 @@ class MessageReader:
                 frames = [self._sock.recv(_NOBLOCK)]
             except self._again:
                 return None
+        if frames[0]:  # not a delimiter, so not a message of the frontend's
+            self._take_rest(frames)
+            return parse_frontend_message(frames)  # raises
         # The fields are received as bytes, without asking whether more frames follow: no field
         # of a well-formed message is empty, so an empty frame is the next message's delimiter.
         if not (self._next_field(frames) and self._next_field(frames)):
             return parse_frontend_message(frames)  # raises: too few frames
         kind = frames[2]
-        if frames[0] or frames[1] != _VERSION or kind not in (_HEARTBEAT, _CONTENT):
+        if frames[1] != _VERSION or kind not in (_HEARTBEAT, _CONTENT):
             self._take_rest(frames)
             return parse_frontend_message(frames)  # raises, naming the field
         if kind == _HEARTBEAT:
