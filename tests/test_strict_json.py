@@ -23,7 +23,17 @@ json_values = st.recursive(
 @given(json_values)
 def test_every_valid_document_parses_as_the_standard_library_reads_it(value):
     body = json.dumps(value, ensure_ascii=bool(hash(repr(value)) % 2)).encode()
-    assert loads(body) == json.loads(body)
+    # repr, not ==: 1 == 1.0 and 0.0 == -0.0, but a parser must not change the type or sign
+    assert repr(loads(body)) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize(
+    "number", [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**18, 10**19, -(10**30)]
+)
+def test_integers_around_64_bits_keep_their_exact_value_and_type(number):
+    value = loads(f"[{number}, {number}.0]".encode())
+    assert type(value[0]) is int and value[0] == number
+    assert type(value[1]) is float
 
 
 @settings(deadline=None, max_examples=150)
