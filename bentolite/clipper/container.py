@@ -49,6 +49,7 @@ from typing import Any
 from bentolite.clipper.protocol import InputType
 from bentolite.clipper.runtime import DEFAULT_READY_FILE, ClipperRuntime, Handler
 from bentolite.exceptions import BentoliteError, ConfigError
+from bentolite.serving_process import freeze_loaded_objects
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         runtime = build_runtime(args.bundle, args.api, env)
+        freeze_loaded_objects()  # the container's process serves this one bundle (serving_process.py)
         with _stop_on_signals(runtime):
             runtime.run()
     except BentoliteError as exc:

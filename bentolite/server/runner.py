@@ -97,6 +97,7 @@ def worker_main(settings_json: str, options: dict[str, Any], sock: socket.socket
     import uvicorn
 
     from bentolite.server.supervisor import load_failure_exit
+    from bentolite.serving_process import freeze_loaded_objects
 
     settings = ServeSettings.from_json(settings_json)
     config = uvicorn.Config(lambda: None, **options)  # configures logging before the load
@@ -105,6 +106,7 @@ def worker_main(settings_json: str, options: dict[str, Any], sock: socket.socket
     except Exception as exc:  # whatever stops the load, the supervisor gets one logged line
         sys.exit(load_failure_exit(exc))
     config.app = app
+    freeze_loaded_objects()
     uvicorn.Server(config).run(sockets=[sock])
 
 
