@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from bentolite.clipper.parsing import parse_container_message
 from bentolite.clipper.protocol import (
     ContainerMetadata,
     HeartbeatType,
@@ -48,7 +49,6 @@ from bentolite.clipper.protocol import (
     PredictionResponse,
     build_heartbeat_reply,
     build_prediction_request,
-    parse_container_message,
 )
 
 #: (inputs per batch, doubles per input)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from bentolite.clipper.parsing import parse_container_message
 from bentolite.clipper.protocol import (
     ContainerMetadata,
     Heartbeat,
@@ -53,7 +54,6 @@ from bentolite.clipper.protocol import (
     ProtocolError,
     build_heartbeat_reply,
     build_prediction_request,
-    parse_container_message,
 )
 
 

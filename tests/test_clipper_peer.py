@@ -12,6 +12,7 @@ import zmq
 from clipper_peer import ClipperPeer, ContainerGone, ProtocolViolation, wait_until
 from wire_bytes import doubles, u32, u64
 
+from bentolite.clipper.parsing import parse_frontend_message
 from bentolite.clipper.protocol import (
     HeartbeatReply,
     HeartbeatType,
@@ -20,7 +21,6 @@ from bentolite.clipper.protocol import (
     build_container_metadata,
     build_heartbeat,
     build_prediction_response,
-    parse_frontend_message,
 )
 
 pytestmark = pytest.mark.timeout(30)

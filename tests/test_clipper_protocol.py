@@ -7,6 +7,7 @@ import pytest
 from wire_bytes import doubles, u32, u64
 
 from bentolite.adapters.clipper import BY_INPUT_TYPE
+from bentolite.clipper.parsing import parse_container_message, parse_frontend_message
 from bentolite.clipper.protocol import (
     RPC_VERSION,
     ContainerMetadata,
@@ -24,8 +25,6 @@ from bentolite.clipper.protocol import (
     build_heartbeat_reply,
     build_prediction_request,
     build_prediction_response,
-    parse_container_message,
-    parse_frontend_message,
 )
 from bentolite.exceptions import BentoliteError
 

@@ -16,6 +16,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bentolite.clipper.parsing import parse_frontend_message
 from bentolite.clipper.protocol import (
     HeartbeatType,
     InputType,
@@ -23,7 +24,6 @@ from bentolite.clipper.protocol import (
     ProtocolError,
     build_heartbeat_reply,
     build_prediction_request,
-    parse_frontend_message,
 )
 from bentolite.clipper.sockets import INTO_LIMIT, MessageReader
 

@@ -1,20 +1,17 @@
 """Clipper's model-container RPC protocol, version 3: codes and the frames of every message.
 
-Pure bytes in, bytes out, no sockets. Builders return the list of frames a socket sends;
-parsers take the list of frames a socket received (``bytes`` or any bytes-like buffer, such as
-pyzmq's zero-copy frames) and raise :class:`ProtocolError` naming the first thing that is wrong
-(frame count, frame size or field value). A parsed request keeps its input frames as they were
-given, without copying them.
+Pure bytes in, bytes out, no sockets. Builders return the list of frames a socket sends; the
+parsers, in :mod:`bentolite.clipper.parsing`, take the list of frames a socket received and
+raise :class:`ProtocolError` naming the first thing that is wrong.
 
 Every frame list here starts with the empty delimiter frame. The routing-id frame a ROUTER
 socket adds in front is never part of it: the frontend side strips it before parsing and
 prepends it after building.
 
 Container -> frontend: :func:`build_heartbeat`, :func:`build_container_metadata`,
-:func:`build_prediction_response`; parsed by :func:`parse_container_message`.
+:func:`build_prediction_response`.
 
-Frontend -> container: :func:`build_heartbeat_reply`, :func:`build_prediction_request`;
-parsed by :func:`parse_frontend_message`.
+Frontend -> container: :func:`build_heartbeat_reply`, :func:`build_prediction_request`.
 
 All integers are little-endian; each field is its own frame.
 """
@@ -25,7 +22,7 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar, Union
+from typing import Any, NamedTuple, Union
 
 from bentolite.exceptions import BentoliteError
 
@@ -185,8 +182,6 @@ class PredictionRequest(NamedTuple):
 
 
 _CONTENT = _U32.pack(MessageType.CONTAINER_CONTENT)
-_VERSION_FRAME = _U32.pack(RPC_VERSION)
-_PREDICT = _U32.pack(RequestType.PREDICT)
 
 ContainerMessage = Union[Heartbeat, ContainerMetadata, PredictionResponse]
 FrontendMessage = Union[HeartbeatReply, PredictionRequest]
@@ -245,229 +240,3 @@ def build_prediction_request(msg_id: int, input_type: InputType, inputs: Sequenc
         header,
         *inputs,
     ]
-
-
-# --- parsers -------------------------------------------------------------------------------
-
-
-def parse_container_message(frames: Frames) -> ContainerMessage:
-    """Parse what a container sent (the frames after the ROUTER's routing id)."""
-    _check_delimiter(frames, min_frames=2)
-    msg_type = _enum(MessageType, _u32(frames[1], "message type"), "message type")
-    if msg_type is MessageType.HEARTBEAT:
-        _check_count(frames, 2, "heartbeat")
-        return Heartbeat()
-    if msg_type is MessageType.NEW_CONTAINER:
-        return _parse_metadata(frames)
-    return _parse_response(frames)
-
-
-def parse_frontend_message(frames: Frames) -> FrontendMessage:
-    """Parse what the frontend sent (the frames a DEALER receives)."""
-    _check_delimiter(frames, min_frames=3)
-    version = _u32(frames[1], "RPC version")
-    if version != RPC_VERSION:
-        raise ProtocolError(f"RPC version frame is {version}, expected {RPC_VERSION}")
-    msg_type = _enum(MessageType, _u32(frames[2], "message type"), "message type")
-    if msg_type is MessageType.HEARTBEAT:
-        _check_count(frames, 4, "heartbeat reply")
-        kind = _enum(HeartbeatType, _u32(frames[3], "heartbeat type"), "heartbeat type")
-        return HeartbeatReply(kind)
-    if msg_type is MessageType.CONTAINER_CONTENT:
-        return _parse_request(frames)
-    raise ProtocolError("the frontend sent a new-container message; only containers send those")
-
-
-def _parse_metadata(frames: Frames) -> ContainerMetadata:
-    if len(frames) == 5:
-        raise ProtocolError(
-            "new-container message has no RPC version frame (5 frames, expected 6); "
-            "Clipper does not register such a container"
-        )
-    _check_count(frames, 6, "new-container message")
-    version = _u32(frames[5], "RPC version")
-    if version != RPC_VERSION:
-        raise ProtocolError(f"new-container message announces RPC version {version}, expected {RPC_VERSION}")
-    name = _text(frames[2], "model name")
-    model_version = _text(frames[3], "model version")
-    code = _text(frames[4], "input type")
-    if not (code.isascii() and code.isdigit()):
-        raise ProtocolError(f"input type frame must be a decimal number, got {code!r}")
-    return ContainerMetadata(name, model_version, _enum(InputType, int(code), "input type"))
-
-
-def _parse_response(frames: Frames) -> PredictionResponse:
-    if len(frames) < RESPONSE_PREFIX_FRAMES:
-        raise ProtocolError(
-            f"prediction response has {len(frames)} frames, expected at least "
-            f"{RESPONSE_PREFIX_FRAMES} (delimiter, type, msg_id, header size, header)"
-        )
-    msg_id = _u32(frames[2], "msg_id")
-    header = frames[4]
-    _check_header_size(_u64(frames[3], "output header size"), header, "output")
-    values = _u64_array(header, "output header")
-    if not values:
-        raise ProtocolError("output header is empty; it must start with the output count")
-    n = values[0]
-    if len(values) != 1 + n:
-        raise ProtocolError(
-            f"output header holds {len(values)} u64 values for {n} outputs; expected "
-            f"{1 + n} (count, then one length per output)"
-        )
-    _check_count(frames, RESPONSE_PREFIX_FRAMES + n, f"prediction response with {n} outputs")
-    outputs = list(frames[RESPONSE_PREFIX_FRAMES:])
-    for i, (declared, frame) in enumerate(zip(values[1:], outputs)):
-        if declared != len(frame):
-            raise ProtocolError(f"output {i} is {len(frame)} bytes but the header says {declared}")
-    return PredictionResponse(msg_id, [bytes(f) for f in outputs])
-
-
-def _parse_request(frames: Frames) -> PredictionRequest:
-    if len(frames) < REQUEST_PREFIX_FRAMES:
-        raise ProtocolError(
-            f"prediction request has {len(frames)} frames, expected at least "
-            f"{REQUEST_PREFIX_FRAMES} (delimiter, version, type, msg_id, request type, "
-            "header size, header)"
-        )
-    head = _request_fields(frames)
-    n = len(head.sizes)
-    _check_count(frames, REQUEST_PREFIX_FRAMES + n, f"prediction request with {n} inputs")
-    inputs = InputFrames(frames[REQUEST_PREFIX_FRAMES:])
-    sizes = [*map(len, inputs)]
-    if sizes != list(head.sizes):
-        i = next(i for i, (a, b) in enumerate(zip(sizes, head.sizes)) if a != b)
-        raise ProtocolError(f"input {i} is {sizes[i]} bytes but the header says {head.sizes[i]}")
-    return PredictionRequest(head.msg_id, head.input_type, inputs)
-
-
-def parse_request_head(frames: Frames) -> RequestHead:
-    """The first :data:`REQUEST_PREFIX_FRAMES` frames of a prediction request, checked.
-
-    For a reader that receives the input frames itself, knowing their sizes in advance.
-    """
-    if len(frames) == REQUEST_PREFIX_FRAMES:
-        # The frames every well-formed request starts with, compared whole; anything else is
-        # taken apart field by field below, to name what is wrong.
-        empty, version, msg_type, msg_id, request_type, header_size, header = frames
-        if (
-            not empty
-            and version == _VERSION_FRAME
-            and msg_type == _CONTENT
-            and request_type == _PREDICT
-            and len(msg_id) == 4
-            and len(header) >= 16
-            and header_size == _U64.pack(len(header))
-            and not len(header) % 8
-        ):
-            values = struct.unpack(f"<{len(header) // 8}Q", header)
-            input_type = _MEMBERS[InputType].get(values[0])
-            sizes = values[2:]
-            if input_type is not None and values[1] == len(sizes):
-                itemsize = input_type.itemsize
-                if itemsize == 1 or not any(size % itemsize for size in set(sizes)):
-                    return RequestHead(_U32.unpack(msg_id)[0], input_type, sizes)  # type: ignore[arg-type]
-    _check_count(frames, REQUEST_PREFIX_FRAMES, "prediction request head")
-    _check_delimiter(frames, REQUEST_PREFIX_FRAMES)
-    version_number = _u32(frames[1], "RPC version")
-    if version_number != RPC_VERSION:
-        raise ProtocolError(f"RPC version frame is {version_number}, expected {RPC_VERSION}")
-    kind = _enum(MessageType, _u32(frames[2], "message type"), "message type")
-    if kind is not MessageType.CONTAINER_CONTENT:
-        raise ProtocolError(f"a {kind.name} message has more than {REQUEST_PREFIX_FRAMES} frames")
-    return _request_fields(frames)
-
-
-def _request_fields(frames: Frames) -> RequestHead:
-    """Frames 3-6 of a prediction request: msg_id, request type, header size and header."""
-    msg_id = _u32(frames[3], "msg_id")
-    request_type = _enum(RequestType, _u32(frames[4], "request type"), "request type")
-    if request_type is not RequestType.PREDICT:
-        raise ProtocolError(f"request type {request_type.name} is not supported; only PREDICT")
-    header = frames[6]
-    _check_header_size(_u64(frames[5], "input header size"), header, "input")
-    values = _u64_array(header, "input header")
-    if len(values) < 2:
-        raise ProtocolError(f"input header holds {len(values)} u64 values; it needs input type and count")
-    input_type = _enum(InputType, values[0], "input type")
-    n = values[1]
-    if len(values) != 2 + n:
-        raise ProtocolError(
-            f"input header holds {len(values)} u64 values for {n} inputs; expected "
-            f"{2 + n} (input type, count, then one size per input)"
-        )
-    sizes = values[2:]
-    itemsize = input_type.itemsize
-    if itemsize > 1 and any(size % itemsize for size in set(sizes)):
-        i = next(i for i, size in enumerate(sizes) if size % itemsize)
-        raise ProtocolError(
-            f"input {i} is {sizes[i]} bytes, not a whole number of "
-            f"{itemsize}-byte {input_type.label} elements"
-        )
-    return RequestHead(msg_id, input_type, sizes)
-
-
-# --- field helpers -------------------------------------------------------------------------
-
-
-def _check_delimiter(frames: Frames, min_frames: int) -> None:
-    if len(frames) < min_frames:
-        raise ProtocolError(f"message has {len(frames)} frame(s), expected at least {min_frames}")
-    if len(frames[0]) != 0:
-        raise ProtocolError(f"frame 0 must be the empty delimiter frame, got {len(frames[0])} bytes")
-
-
-def _check_count(frames: Frames, expected: int, what: str) -> None:
-    if len(frames) != expected:
-        raise ProtocolError(f"{what} has {len(frames)} frames, expected {expected}")
-
-
-def _check_header_size(declared: int, header: bytes, what: str) -> None:
-    if declared != len(header):
-        raise ProtocolError(
-            f"{what} header size frame says {declared} bytes but the header frame is {len(header)} bytes"
-        )
-
-
-def _u32(frame: bytes, field: str) -> int:
-    if len(frame) != _U32.size:
-        raise ProtocolError(f"{field} frame must be 4 bytes (u32), got {len(frame)}")
-    return _U32.unpack(frame)[0]
-
-
-def _u64(frame: bytes, field: str) -> int:
-    if len(frame) != _U64.size:
-        raise ProtocolError(f"{field} frame must be 8 bytes (u64), got {len(frame)}")
-    return _U64.unpack(frame)[0]
-
-
-def _u64_array(frame: bytes, field: str) -> tuple[int, ...]:
-    if len(frame) % _U64.size:
-        raise ProtocolError(f"{field} frame is {len(frame)} bytes, not a whole number of u64 values")
-    return struct.unpack(f"<{len(frame) // _U64.size}Q", frame)
-
-
-def _text(frame: bytes, field: str) -> str:
-    try:
-        text = bytes(frame).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(f"{field} frame is not UTF-8 text: {exc}") from exc
-    if not text:
-        raise ProtocolError(f"{field} frame is empty")
-    return text
-
-
-_E = TypeVar("_E", bound=enum.IntEnum)
-
-
-# value -> member of each code enum: a dict lookup per field, not an Enum call
-_MEMBERS: dict[type, dict[int, enum.IntEnum]] = {
-    kind: {m.value: m for m in kind} for kind in (MessageType, HeartbeatType, RequestType, InputType)
-}
-
-
-def _enum(kind: type[_E], value: int, field: str) -> _E:
-    member = _MEMBERS[kind].get(value)
-    if member is None:
-        known = ", ".join(f"{m.value} ({m.name})" for m in kind)
-        raise ProtocolError(f"{field} {value} is unknown; expected one of {known}")
-    return member  # type: ignore[return-value]

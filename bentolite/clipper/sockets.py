@@ -23,6 +23,7 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Any
 
+from bentolite.clipper.parsing import parse_frontend_message, parse_request_head
 from bentolite.clipper.protocol import (
     REQUEST_PREFIX_FRAMES,
     RPC_VERSION,
@@ -31,8 +32,6 @@ from bentolite.clipper.protocol import (
     MessageType,
     PredictionRequest,
     ProtocolError,
-    parse_frontend_message,
-    parse_request_head,
 )
 
 if TYPE_CHECKING:
