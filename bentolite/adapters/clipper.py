@@ -43,8 +43,9 @@ from bentolite.adapters.base import (
 )
 from bentolite.exceptions import BadInput
 
-#: inputs of at most this many bytes are decoded with one join and one frombuffer per batch;
-#: larger ones get a zero-copy view each (the copy would cost more than it saves)
+#: frames not received into one buffer (see ``InputFrames``): inputs of at most this many bytes
+#: are decoded with one join and one frombuffer per batch; larger ones get a zero-copy view each
+#: (the copy would cost more than it saves)
 _JOIN_LIMIT = 8192
 _JSON_CONSTANTS = {True: "true", False: "false", None: "null"}
 

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bentolite.clipper.runtime")
 
 #: What a runtime serves: the input frames of one batch -> one output string per input.
-#: Each frame is a bytes-like object holding the bytes that arrived on the socket, not a copy
-#: of them (a pyzmq ``Frame``; ``bytes``, where a test builds the batch itself): it has a
-#: ``len`` and the buffer protocol, so ``bytes(frame)`` copies it and ``memoryview(frame)``,
+#: The frames come as an :class:`~bentolite.clipper.protocol.InputFrames` list. Each is a
+#: bytes-like object: a ``memoryview`` of the one buffer the batch's small inputs were received
+#: into, a pyzmq ``Frame`` for large inputs, ``bytes`` where a test builds the batch itself. It
+#: has a ``len`` and the buffer protocol, so ``bytes(frame)`` copies it and ``memoryview(frame)``,
 #: ``numpy.frombuffer(frame, ...)`` and ``str(frame, "utf-8")`` read it in place. It stays valid
-#: for as long as a reference to it is kept.
+#: for as long as a reference to it is kept, and no other batch shares its bytes.
 Handler = Callable[[list[Any]], Sequence[Union[str, bytes]]]
 
 

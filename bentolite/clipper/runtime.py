@@ -22,7 +22,8 @@ silence) and differs where that container loses the replica or gives wrong answe
 * a metrics port that is taken (two replicas on one host network) is logged as a warning and
   the container serves without metrics.
 
-Frames are received without copying: the handler gets the input frames as they arrived.
+The inputs of a request are received straight into one buffer of their own (``sockets.py``),
+large ones as zero-copy frames; the handler gets views of them, never copies.
 
 pyzmq is imported when :meth:`ClipperRuntime.run` starts, never at import time.
 """
