@@ -161,3 +161,28 @@ def test_small_inputs_arrive_as_views_of_one_buffer(pair):
     assert bytes(message.inputs.joined) == b"".join(inputs)
     assert message.inputs.size is None  # sizes differ
     assert all(f.obj is message.inputs.joined.obj for f in message.inputs)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    arrays=st.lists(
+        st.lists(st.floats(allow_nan=False, width=64), min_size=0, max_size=5), min_size=1, max_size=6
+    ),
+    equal=st.booleans(),
+)
+def test_the_adapter_reads_the_one_buffer_as_it_reads_separate_frames(pair, arrays, equal):
+    from bentolite.adapters import ClipperDoublesInput
+
+    router, dealer, routing_id = pair
+    if equal:
+        arrays = [arrays[0]] * len(arrays)
+    inputs = [np.array(a, dtype="<f8").tobytes() for a in arrays]
+    router.send_multipart([routing_id, *build_prediction_request(5, InputType.DOUBLES, inputs)])
+    assert dealer.poll(5000)
+    message = MessageReader(dealer).receive()
+    adapter = ClipperDoublesInput()
+    got = adapter.from_clipper(message.inputs)
+    expected = adapter.from_clipper(inputs)  # plain bytes frames, not one buffer
+    assert [g.tolist() for g in got] == [e.tolist() for e in expected]
+    assert [g.tolist() for g in got] == [list(map(float, a)) for a in arrays]
+    assert all(g.dtype == np.float64 and g.ndim == 1 and not g.flags.writeable for g in got)
