@@ -186,3 +186,25 @@ def test_the_adapter_reads_the_one_buffer_as_it_reads_separate_frames(pair, arra
     assert [g.tolist() for g in got] == [e.tolist() for e in expected]
     assert [g.tolist() for g in got] == [list(map(float, a)) for a in arrays]
     assert all(g.dtype == np.float64 and g.ndim == 1 and not g.flags.writeable for g in got)
+
+
+def test_a_header_declaring_a_huge_batch_allocates_only_what_arrives(pair):
+    import tracemalloc
+
+    router, dealer, routing_id = pair
+    declared = 200_000  # 200,000 inputs of 16 KiB: 3.3 GB, were the header believed
+    header = struct.pack(f"<{2 + declared}Q", int(InputType.DOUBLES), declared, *[INTO_LIMIT] * declared)
+    frames = build_prediction_request(3, InputType.DOUBLES, [])[:6]
+    frames[5] = struct.pack("<Q", len(header))
+    router.send_multipart([routing_id, *frames, header, bytes(INTO_LIMIT), bytes(INTO_LIMIT)])
+    router.send_multipart([routing_id, *SENTINEL])
+    reader = MessageReader(dealer)
+    tracemalloc.start()
+    try:
+        got = read_until_sentinel(dealer, reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(got) == 1 and isinstance(got[0], ProtocolError)
+    assert "has 9 frames, expected 200007" in str(got[0])
+    assert peak < 64 * 1024 * 1024  # the header itself is 1.6 MB; nothing near 3.3 GB

@@ -50,6 +50,10 @@ _HEARTBEAT = struct.pack("<I", MessageType.HEARTBEAT)
 #: inputs of at most this many bytes each are received into one buffer; a batch holding a larger
 #: one gets a zero-copy frame per input, as copying it would cost more than the frame object
 INTO_LIMIT = 16384
+#: the largest buffer allocated from what a header declares, before any input has arrived (4,096
+#: inputs of INTO_LIMIT bytes); a batch declaring more is received frame by frame, so what is
+#: allocated is only what actually arrives
+INTO_TOTAL_LIMIT = 64 * 1024 * 1024
 
 
 class MessageReader:
@@ -108,7 +112,7 @@ class MessageReader:
             self._discard_rest()
             raise
         sizes = head.sizes
-        if sizes and max(sizes) <= INTO_LIMIT:
+        if sizes and max(sizes) <= INTO_LIMIT and sum(sizes) <= INTO_TOTAL_LIMIT:
             return PredictionRequest(head.msg_id, head.input_type, self._receive_into(sizes))
         # no inputs, or large ones: zero-copy frames, counted and checked by the parser
         self._take_rest(frames)
