@@ -30,8 +30,11 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # a small /dev/shm (as in containers) must not stall it
     "--window-size=1280,2000",
 )
+#: launches tried before giving up: a loaded machine has seen a start stall with no error
+LAUNCHES = 2
 
 
 def chromium_path() -> str | None:
@@ -43,6 +46,22 @@ class Chromium:
 
     def __init__(self, executable: str, timeout: float = 30.0) -> None:
         self.timeout = timeout
+        self._ids = itertools.count(1)
+        failures = []
+        for _ in range(LAUNCHES):
+            self._launch(executable)
+            try:
+                self.socket = websocket.create_connection(self._page_socket_url(), timeout=timeout)
+                return
+            except TimeoutError as exc:
+                failures.append(str(exc))
+                self.close()
+            except BaseException:
+                self.close()
+                raise
+        raise TimeoutError("\n".join(failures))
+
+    def _launch(self, executable: str) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="bentolite-chromium-"))
         self.log = self.profile / "chromium.log"
         with open(self.log, "wb") as out:
@@ -57,12 +76,6 @@ class Chromium:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self._ids = itertools.count(1)
-        try:
-            self.socket = websocket.create_connection(self._page_socket_url(), timeout=timeout)
-        except BaseException:
-            self.close()
-            raise
 
     def _page_socket_url(self) -> str:
         """The websocket of the first page, once Chromium has written its DevTools port."""
