@@ -18,9 +18,12 @@ import struct
 from typing import TypeVar
 
 from bentolite.clipper.protocol import (
+    CONTENT_FRAME,
+    PREDICT_FRAME,
     REQUEST_PREFIX_FRAMES,
     RESPONSE_PREFIX_FRAMES,
     RPC_VERSION,
+    VERSION_FRAME,
     ContainerMessage,
     ContainerMetadata,
     Frames,
@@ -40,9 +43,6 @@ from bentolite.clipper.protocol import (
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_VERSION_FRAME = _U32.pack(RPC_VERSION)
-_CONTENT = _U32.pack(MessageType.CONTAINER_CONTENT)
-_PREDICT = _U32.pack(RequestType.PREDICT)
 
 
 def parse_container_message(frames: Frames) -> ContainerMessage:
@@ -146,9 +146,9 @@ def parse_request_head(frames: Frames) -> RequestHead:
         empty, version, msg_type, msg_id, request_type, header_size, header = frames
         if (
             not empty
-            and version == _VERSION_FRAME
-            and msg_type == _CONTENT
-            and request_type == _PREDICT
+            and version == VERSION_FRAME
+            and msg_type == CONTENT_FRAME
+            and request_type == PREDICT_FRAME
             and len(msg_id) == 4
             and len(header) >= 16
             and header_size == _U64.pack(len(header))

@@ -181,7 +181,11 @@ class PredictionRequest(NamedTuple):
     inputs: InputFrames
 
 
-_CONTENT = _U32.pack(MessageType.CONTAINER_CONTENT)
+#: the frames of the fixed fields, as the builders send them and as readers compare them
+VERSION_FRAME = _U32.pack(RPC_VERSION)
+CONTENT_FRAME = _U32.pack(MessageType.CONTAINER_CONTENT)
+HEARTBEAT_FRAME = _U32.pack(MessageType.HEARTBEAT)
+PREDICT_FRAME = _U32.pack(RequestType.PREDICT)
 
 ContainerMessage = Union[Heartbeat, ContainerMetadata, PredictionResponse]
 FrontendMessage = Union[HeartbeatReply, PredictionRequest]
@@ -192,7 +196,7 @@ Frames = Sequence[bytes]
 
 
 def build_heartbeat() -> list[bytes]:
-    return [b"", _U32.pack(MessageType.HEARTBEAT)]
+    return [b"", HEARTBEAT_FRAME]
 
 
 def build_container_metadata(model_name: str, model_version: str, input_type: InputType) -> list[bytes]:
@@ -203,7 +207,7 @@ def build_container_metadata(model_name: str, model_version: str, input_type: In
         model_version.encode("utf-8"),
         # the frontend parses this frame as decimal text, not as a u32
         str(int(input_type)).encode("ascii"),
-        _U32.pack(RPC_VERSION),
+        VERSION_FRAME,
     ]
 
 
@@ -216,14 +220,14 @@ def response_frames(msg_id: int, payloads: list[bytes]) -> list[bytes]:
     """Frames answering request ``msg_id`` with outputs that are bytes already."""
     n = len(payloads)
     header = struct.pack(f"<{1 + n}Q", n, *map(len, payloads))
-    return [b"", _CONTENT, _U32.pack(msg_id), _U64.pack(len(header)), header, *payloads]
+    return [b"", CONTENT_FRAME, _U32.pack(msg_id), _U64.pack(len(header)), header, *payloads]
 
 
 def build_heartbeat_reply(heartbeat_type: HeartbeatType) -> list[bytes]:
     return [
         b"",
-        _U32.pack(RPC_VERSION),
-        _U32.pack(MessageType.HEARTBEAT),
+        VERSION_FRAME,
+        HEARTBEAT_FRAME,
         _U32.pack(heartbeat_type),
     ]
 
@@ -232,10 +236,10 @@ def build_prediction_request(msg_id: int, input_type: InputType, inputs: Sequenc
     header = struct.pack(f"<{2 + len(inputs)}Q", int(input_type), len(inputs), *map(len, inputs))
     return [
         b"",
-        _U32.pack(RPC_VERSION),
-        _U32.pack(MessageType.CONTAINER_CONTENT),
+        VERSION_FRAME,
+        CONTENT_FRAME,
         _U32.pack(msg_id),
-        _U32.pack(RequestType.PREDICT),
+        PREDICT_FRAME,
         _U64.pack(len(header)),
         header,
         *inputs,

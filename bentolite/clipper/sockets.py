@@ -19,17 +19,17 @@ from __future__ import annotations
 import functools
 import logging
 import socket
-import struct
 import threading
 from typing import TYPE_CHECKING, Any
 
 from bentolite.clipper.parsing import parse_frontend_message, parse_request_head
 from bentolite.clipper.protocol import (
+    CONTENT_FRAME,
+    HEARTBEAT_FRAME,
     REQUEST_PREFIX_FRAMES,
-    RPC_VERSION,
+    VERSION_FRAME,
     FrontendMessage,
     InputFrames,
-    MessageType,
     PredictionRequest,
     ProtocolError,
 )
@@ -43,9 +43,6 @@ logger = logging.getLogger("bentolite.clipper.runtime")
 
 # libzmq's values (zmq.h), the same on every platform
 _NOBLOCK, _SNDMORE, _RCVMORE = 1, 2, 13
-_VERSION = struct.pack("<I", RPC_VERSION)
-_CONTENT = struct.pack("<I", MessageType.CONTAINER_CONTENT)
-_HEARTBEAT = struct.pack("<I", MessageType.HEARTBEAT)
 
 #: inputs of at most this many bytes each are received into one buffer; a batch holding a larger
 #: one gets a zero-copy frame per input, as copying it would cost more than the frame object
@@ -96,10 +93,10 @@ class MessageReader:
         if not (self._next_field(frames) and self._next_field(frames)):
             return parse_frontend_message(frames)  # raises: too few frames
         kind = frames[2]
-        if frames[1] != _VERSION or kind not in (_HEARTBEAT, _CONTENT):
+        if frames[1] != VERSION_FRAME or kind not in (HEARTBEAT_FRAME, CONTENT_FRAME):
             self._take_rest(frames)
             return parse_frontend_message(frames)  # raises, naming the field
-        if kind == _HEARTBEAT:
+        if kind == HEARTBEAT_FRAME:
             if self._next_field(frames) and self._more():
                 self._take_rest(frames)
             return parse_frontend_message(frames)
