@@ -65,7 +65,7 @@ class MessageReader:
     def __init__(self, sock: zmq.Socket) -> None:
         import zmq
 
-        self.sock = self._sock = sock
+        self.sock = sock
         self._recv_into = sock.recv_into
         self._again = zmq.Again
         #: the delimiter frame of the next message, already received while reading a short one
@@ -82,7 +82,7 @@ class MessageReader:
             frames: list[Any] = [b""]
         else:
             try:
-                frames = [self._sock.recv(_NOBLOCK)]
+                frames = [self.sock.recv(_NOBLOCK)]
             except self._again:
                 return None
         if frames[0]:  # not a delimiter, so not a message of the frontend's
@@ -109,8 +109,9 @@ class MessageReader:
             self._discard_rest()
             raise
         sizes = head.sizes
-        if sizes and max(sizes) <= INTO_LIMIT and sum(sizes) <= INTO_TOTAL_LIMIT:
-            return PredictionRequest(head.msg_id, head.input_type, self._receive_into(sizes))
+        total = sum(sizes)
+        if sizes and max(sizes) <= INTO_LIMIT and total <= INTO_TOTAL_LIMIT:
+            return PredictionRequest(head.msg_id, head.input_type, self._receive_into(sizes, total))
         # no inputs, or large ones: zero-copy frames, counted and checked by the parser
         self._take_rest(frames)
         return parse_frontend_message(frames)
@@ -120,7 +121,7 @@ class MessageReader:
         try:
             # Past the message's last frame, NOBLOCK makes an empty queue raise rather than wait
             # for the next message.
-            data = self._sock.recv(_NOBLOCK)
+            data = self.sock.recv(_NOBLOCK)
         except self._again:
             return False
         if not data:
@@ -131,12 +132,18 @@ class MessageReader:
 
     def _take_rest(self, frames: list[Any]) -> None:
         """Receive what is left of the current message into ``frames``, as zero-copy frames."""
-        sock = self._sock
+        sock = self.sock
         while self._more():
             frames.append(sock.recv(copy=False))
 
-    def _receive_into(self, sizes: tuple[int, ...]) -> InputFrames:
-        joined = memoryview(bytearray(sum(sizes)))
+    def _discard_rest(self) -> int:
+        """Receive and drop what is left of the current message; the number of frames dropped."""
+        rest: list[Any] = []
+        self._take_rest(rest)
+        return len(rest)
+
+    def _receive_into(self, sizes: tuple[int, ...], total: int) -> InputFrames:
+        joined = memoryview(bytearray(total))
         equal = len(set(sizes)) == 1
         inputs = InputFrames((), joined, sizes[0] if equal else None)
         append, recv_into = inputs.append, self._recv_into
@@ -150,18 +157,18 @@ class MessageReader:
                     # rather than wait for the next message.
                     got = recv_into(view, flags=_NOBLOCK)
                 except self._again:
-                    raise self._short(i, len(sizes)) from None
+                    raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i) from None
                 if got != size:
                     if got == 0:
                         # An empty frame where an input belongs: the delimiter that starts the
                         # next message, so this one ended early.
                         self._next_started = True
-                        raise self._short(i, len(sizes))
+                        raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
                     self._discard_rest()
                     raise ProtocolError(f"input {i} is {got} bytes but the header says {size}")
             else:  # an empty input cannot be told from the next delimiter by its size
                 if not self._more():
-                    raise self._short(i, len(sizes))
+                    raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
                 got = recv_into(view)
                 if got:
                     self._discard_rest()
@@ -169,30 +176,20 @@ class MessageReader:
             append(view)
             offset = end
         if self._more():
-            expected = REQUEST_PREFIX_FRAMES + len(sizes)
-            got = expected + self._discard_rest()
-            raise ProtocolError(
-                f"prediction request with {len(sizes)} inputs has {got} frames, expected {expected}"
-            )
+            frames = REQUEST_PREFIX_FRAMES + len(sizes) + self._discard_rest()
+            raise _count_error(len(sizes), frames)
         return inputs
 
-    @staticmethod
-    def _short(received: int, declared: int) -> ProtocolError:
-        return ProtocolError(
-            f"prediction request with {declared} inputs has {REQUEST_PREFIX_FRAMES + received} "
-            f"frames, expected {REQUEST_PREFIX_FRAMES + declared}"
-        )
-
     def _more(self) -> bool:
-        return bool(self._sock.getsockopt(_RCVMORE))
+        return bool(self.sock.getsockopt(_RCVMORE))
 
-    def _discard_rest(self) -> int:
-        """Receive and drop what is left of the current message; the number of frames dropped."""
-        count = 0
-        while self._more():
-            self._sock.recv(copy=False)
-            count += 1
-        return count
+
+def _count_error(inputs: int, frames: int) -> ProtocolError:
+    """A request declaring ``inputs`` inputs arrived in ``frames`` frames (the parser's words)."""
+    return ProtocolError(
+        f"prediction request with {inputs} inputs has {frames} frames, "
+        f"expected {REQUEST_PREFIX_FRAMES + inputs}"
+    )
 
 
 @functools.cache
