@@ -3,21 +3,13 @@ patterns, .bentoignore, and symbolic links."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from source_tree import write
 
 from bentolite.build_context import collect_files, path_spec
 from bentolite.exceptions import ConfigError
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return directory
 
 
 @pytest.mark.parametrize(

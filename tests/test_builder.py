@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from source_tree import write
 
 import bentolite
 from bentolite import store
@@ -42,14 +43,6 @@ class Greeter(Service):
 
 packed = Greeter().pack("greeting", "Hi")
 '''
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return directory
 
 
 @pytest.fixture
