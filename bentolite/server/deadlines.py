@@ -1,23 +1,31 @@
 """``Deadlines``: the server's timeout on API requests, with one timer for all of them.
 
-``asyncio.timeout(seconds)`` arms a timer of the event loop on entry and cancels it on exit, two
-of the costliest steps of a cheap request. Every API request of one app has the same timeout,
-so their deadlines come in the order the requests arrive, and one timer, armed for the earliest
-deadline still pending, serves them all:
+``asyncio.timeout(seconds)`` arms a timer of the event loop on entry and cancels it on exit, and
+builds a context manager whose entry and exit run in Python: together among the costliest steps
+of a cheap request. Every API request of one app has the same timeout, so their deadlines come in
+the order the requests arrive, and one timer, armed for the earliest deadline still pending,
+serves them all:
 
-* each request enters an ``asyncio.timeout(None)`` (no timer of its own) and registers it here,
-  under its in-flight slot (``inflight.py``), with its deadline; it is released on exit;
-* when the timer fires, the requests past their deadline have their timeout moved to now, which
-  cancels them exactly as ``asyncio.timeout(seconds)`` would (``TimeoutError`` in the request),
-  and the timer is armed again for the earliest deadline left, if any.
+* each request runs its work through :meth:`Deadlines.run`, which notes the request's task and
+  deadline under its in-flight slot (``inflight.py``) and forgets them when the work ends;
+* when the timer fires, the tasks past their deadline are cancelled, and the timer is armed again
+  for the earliest deadline left, if any;
+* in a cancelled request, :meth:`Deadlines.run` turns the cancellation into ``TimeoutError``, as
+  ``asyncio.timeout`` does: the task's cancel request is withdrawn (``Task.uncancel``), and a
+  cancellation that also came from elsewhere (a shutdown) goes on as ``CancelledError``.
 
-Python 3.11 or later (``asyncio.timeout``); before, ``endpoint.py`` uses ``asyncio.wait_for``.
+Python 3.11 or later (``Task.uncancel``); before, ``endpoint.py`` uses ``asyncio.wait_for``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, TypeVar
+
+T = TypeVar("T")
+
+#: what a slot holds once its deadline passed and its task was cancelled
+_EXPIRED: Any = object()
 
 
 class Deadlines:
@@ -25,25 +33,47 @@ class Deadlines:
 
     def __init__(self, seconds: float, slots: int) -> None:
         self.seconds = seconds
-        self._pending: list[tuple[float, Any] | None] = [None] * slots
+        #: per slot: (deadline, task), _EXPIRED, or None
+        self._pending: list[Any] = [None] * slots
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, slot: int, timeout: Any) -> None:
-        """Cancel the block of the entered ``asyncio.timeout(None)`` ``timeout`` once the
-        request in ``slot`` has run for ``seconds``, unless :meth:`release` comes first."""
+    async def run(self, slot: int, work: Awaitable[T]) -> T:
+        """Await ``work`` for the request in ``slot``; ``TimeoutError`` once it has run for
+        ``seconds``."""
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()  # type: ignore[attr-defined]
+        self._watch(slot, task)
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            if self._release(slot) and task.uncancel() <= cancelling:  # type: ignore[attr-defined]
+                raise TimeoutError(f"the request did not finish within {self.seconds:g} s") from None
+            raise
+        except BaseException:
+            if self._release(slot):  # the deadline passed, but the work ended otherwise
+                task.uncancel()  # type: ignore[attr-defined]
+            raise
+        if self._release(slot):  # the work caught the cancellation and answered all the same
+            task.uncancel()  # type: ignore[attr-defined]
+        return result
+
+    def _watch(self, slot: int, task: asyncio.Task[Any]) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop: what the old one held is gone with it
             self._loop, self._timer = loop, None
             self._pending = [None] * len(self._pending)
         deadline = loop.time() + self.seconds
-        self._pending[slot] = (deadline, timeout)
+        self._pending[slot] = (deadline, task)
         if self._timer is None:
             self._timer = loop.call_at(deadline, self._expire)
 
-    def release(self, slot: int) -> None:
-        """The request in ``slot`` is done (before its block exits)."""
+    def _release(self, slot: int) -> bool:
+        """Forget the request in ``slot``; whether its deadline had passed (its task cancelled)."""
+        entry = self._pending[slot]
         self._pending[slot] = None
+        return entry is _EXPIRED
 
     def _expire(self) -> None:
         loop = self._loop
@@ -52,12 +82,12 @@ class Deadlines:
         now = loop.time()
         earliest: float | None = None
         for slot, entry in enumerate(self._pending):
-            if entry is None:
+            if entry is None or entry is _EXPIRED:
                 continue
-            deadline, timeout = entry
+            deadline, task = entry
             if deadline <= now:
-                self._pending[slot] = None
-                timeout.reschedule(now)  # cancels the request's task, as its own timer would
+                self._pending[slot] = _EXPIRED
+                task.cancel()
             elif earliest is None or deadline < earliest:
                 earliest = deadline
         if earliest is not None:

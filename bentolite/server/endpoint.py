@@ -25,7 +25,7 @@ from bentolite.service import ApiSpec
 
 logger = logging.getLogger("bentolite.server.app")
 
-_HAS_TIMEOUT_BLOCK = sys.version_info >= (3, 11)
+_HAS_UNCANCEL = sys.version_info >= (3, 11)  # Task.uncancel, which deadlines.py needs
 #: bytes of an API name or request id kept in the crash record
 MAX_RECORDED_NAME = 60
 
@@ -91,7 +91,7 @@ class ApiEndpoint:
         #: the API as the crash record names it (inflight.py)
         self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
         self.policy = InlinePolicy()
-        self.deadlines = state.deadlines if _HAS_TIMEOUT_BLOCK else None
+        self.deadlines = state.deadlines if _HAS_UNCANCEL else None
         self.batcher: Batcher | None = None
         if spec.batch:
             self.batcher = Batcher(
@@ -137,12 +137,7 @@ class ApiEndpoint:
             if self.state.timeout is None:
                 answer = await self._answer(receive, headers, slot)
             elif self.deadlines is not None:  # no extra task per request, nor timer (deadlines.py)
-                async with asyncio.timeout(None) as block:  # type: ignore[attr-defined]
-                    self.deadlines.watch(slot, block)
-                    try:
-                        answer = await self._answer(receive, headers, slot)
-                    finally:
-                        self.deadlines.release(slot)
+                answer = await self.deadlines.run(slot, self._answer(receive, headers, slot))
             else:
                 answer = await asyncio.wait_for(self._answer(receive, headers, slot), self.state.timeout)
             if answer.status < 200 or answer.status in (204, 304):  # answers without a body

@@ -258,12 +258,8 @@ if HttpToolsProtocol is not None:
                 return
             if self._in_head and self._head_bytes > self.max_header_size:
                 self._reject(self._head_error("the request head is too large"))
-                return
-            self._head_parsed()
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._line_seen = True
-            super().on_header(name, value)
+            # a head that completed was disarmed in on_headers_complete; a line ending was seen
+            # in _head_data, before parsing (so no per-header callback of ours either)
 
         def on_headers_complete(self) -> None:
             self._in_head = False
