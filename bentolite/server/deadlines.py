@@ -20,7 +20,8 @@ Python 3.11 or later (``Task.uncancel``); before, ``endpoint.py`` uses ``asyncio
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

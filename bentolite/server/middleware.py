@@ -10,7 +10,8 @@ For every HTTP request it:
 * returns it in the response's ``X-Request-ID`` header;
 * writes one access line to the ``bentolite.access`` logger at INFO once the response is sent:
   client, method, path, status, body size, latency and request id. Probe routes (``/healthz``,
-  ``/livez``, ``/readyz``, ``/metrics``) are left out unless ``log_probes`` is set.
+  ``/livez``, ``/readyz``, ``/metrics``) are left out unless ``log_probes`` is set. The line
+  is written by ``access_log.py``.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ import logging
 import os
 import re
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bentolite.server.access_log import access_logger, write_access_line
 from bentolite.server.errors import internal_error
 from bentolite.server.logs import request_id
-
-access_logger = logging.getLogger("bentolite.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
@@ -117,29 +116,5 @@ class RequestIdMiddleware:
         finally:
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 if self.log_probes or scope["path"] not in PROBE_PATHS:
-                    _log_access(scope, status, size, time.perf_counter() - started)
+                    write_access_line(scope, status, size, time.perf_counter() - started, rid)
             request_id.reset(token)
-
-
-def _log_access(scope: Scope, status: int, size: int, seconds: float) -> None:
-    client = scope.get("client")
-    address = f"{client[0]}:{client[1]}" if client else "-"
-    fields: dict[str, Any] = {
-        "client": address,
-        "method": scope["method"],
-        "path": scope["path"],
-        "status": status,
-        "size": size,
-        "duration_ms": round(seconds * 1000, 3),
-    }
-    access_logger.info(
-        '%s "%s %s HTTP/%s" %d %dB %.2fms',
-        address,
-        scope["method"],
-        scope["path"],
-        scope.get("http_version", "1.1"),
-        status,
-        size,
-        seconds * 1000,
-        extra=fields,
-    )
