@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_a_timeout_is_a_503_with_retry_after(server):
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert response.json()["detail"] == "raise it with bentolite serve --timeout"
     assert server.post("/echo", json=[2]).json() == [2]
+
+
+@pytest.mark.parametrize(
+    ("api", "body"),
+    [("hold_sync", {"seconds": 5}), ("hold_batched", 5)],
+    ids=["in the thread pool", "in a batch"],
+)
+def test_a_timeout_cuts_a_sync_call_and_a_batch_as_well(server, api, body):
+    response = server.post(f"/{api}", json=body)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json()["error"] == f"API {api!r} did not answer within the server's timeout of 3 s"
+    assert server.post("/echo", json=[3]).json() == [3]
+    time.sleep(2.5)  # the cut call itself runs on (5 s): a batch after it waits for it no more
+    quick = {"seconds": 0} if api == "hold_sync" else 0
+    again = server.post(f"/{api}", json=quick)
+    assert again.status_code == 200, again.text  # the API itself serves again
 
 
 def test_slots_are_reused_and_bytes_released():
