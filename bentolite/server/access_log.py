@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from bentolite.server.logs import TEXT_FORMAT, JsonFormatter
+from bentolite.server.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter
 
 access_logger = logging.getLogger("bentolite.access")
 #: the logger whose handler writes bentolite's lines (``bentolite.access`` propagates to it)
@@ -104,7 +104,7 @@ def _direct_handler() -> logging.StreamHandler[Any] | None:
     if type(handler) is not logging.StreamHandler or handler.level > logging.INFO:
         return None
     filters = handler.filters
-    if len(filters) != 1 or type(filters[0]).__name__ != "RequestIdFilter":
+    if len(filters) != 1 or type(filters[0]) is not RequestIdFilter:
         return None
     formatter = handler.formatter
     if type(formatter) is JsonFormatter:
