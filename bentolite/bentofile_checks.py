@@ -14,10 +14,10 @@ import attrs
 import pathspec
 
 from bentolite import store
+from bentolite.env_spec import PYTHON_VERSION_RE
 from bentolite.exceptions import ConfigError, InvalidArgument
 from bentolite.requirements import is_requirement
 from bentolite.requirements import parse as parse_requirement
-from bentolite.service import PYTHON_VERSION_RE
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _SERVICE_RE = re.compile(rf"\A(?P<module>[^:\s]+):(?P<attr>{_IDENTIFIER}(\.{_IDENTIFIER})*)\Z")

@@ -22,8 +22,9 @@ from bentolite import requirements
 from bentolite.bentofile import BENTOFILE, BuildConfig, did_you_mean
 from bentolite.build_context import collect_files
 from bentolite.bundle import save_bundle
+from bentolite.env_spec import EnvSpec
 from bentolite.exceptions import ArtifactError, BentoliteError, BuildError
-from bentolite.service import EnvSpec, Service
+from bentolite.service import Service
 
 #: the steps :func:`build` reports to ``progress``, in order
 STEPS = ("Collecting sources", "Packing artifacts", "Resolving requirements", "Rendering files")

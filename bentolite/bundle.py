@@ -41,9 +41,10 @@ from bentolite import requirements, store
 from bentolite.artifacts import file_sha256
 from bentolite.build_context import collect_files
 from bentolite.bundle_meta import ApiRecord, ArtifactRecord, BundleMeta
+from bentolite.env_spec import EnvSpec
 from bentolite.exceptions import BentoliteError, BundleError, BundleExists, ServiceError
 from bentolite.self_wheel import write_wheel
-from bentolite.service import EnvSpec, Service
+from bentolite.service import Service
 
 logger = logging.getLogger(__name__)
 

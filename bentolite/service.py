@@ -1,7 +1,7 @@
 """The ``Service`` base class and the decorators that describe it.
 
 Decorators only record metadata: ``@api`` marks a method with an :class:`ApiSpec`, ``@env`` and
-``@ver`` attach an :class:`EnvSpec` and a version prefix to the class, ``@artifacts`` (in
+``@ver`` attach an :class:`~bentolite.env_spec.EnvSpec` and a version prefix to the class, ``@artifacts`` (in
 :mod:`bentolite.artifacts`) attaches artifact declarations. ``Service`` collects the APIs once,
 when a subclass is created.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -21,8 +20,8 @@ import attrs
 from bentolite.adapters.base import Adapter
 from bentolite.adapters.outputs import DefaultOutput, Output
 from bentolite.artifacts import ARTIFACTS_ATTR, Artifact, ArtifactCollection
+from bentolite.env_spec import EnvSpec
 from bentolite.exceptions import ArtifactError, InvalidArgument, NotFound, ServiceError
-from bentolite.requirements import is_requirement
 
 API_ATTR = "__bentolite_api__"
 ENV_ATTR = "__bentolite_env__"
@@ -32,8 +31,6 @@ VER_ATTR = "__bentolite_ver__"
 RESERVED_ROUTES = frozenset({"", "healthz", "livez", "readyz", "metrics", "docs", "docs.json"})
 _API_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ROUTE_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
-#: a Python version a bundle can ask for: "3.11" or "3.11.7"
-PYTHON_VERSION_RE = re.compile(r"^3\.\d+(\.\d+)?$")
 
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_LATENCY_MS = 100.0
@@ -163,57 +160,6 @@ def api(
         return func
 
     return record
-
-
-def _strings(field: str) -> Callable[[Any], tuple[str, ...]]:
-    def convert(value: Any) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        items = tuple(value)
-        for item in items:
-            if not isinstance(item, str) or not item.strip():
-                raise InvalidArgument(f"@env({field}=...) must be a list of strings, got {item!r}")
-        return items
-
-    return convert
-
-
-def _python_version(value: Any) -> str:
-    if value is None:
-        return f"{sys.version_info.major}.{sys.version_info.minor}"
-    text = str(value)
-    if not PYTHON_VERSION_RE.match(text):
-        raise InvalidArgument(f"@env(python_version={value!r}) must look like '3.11'")
-    return text
-
-
-@attrs.frozen
-class EnvSpec:
-    """What a bundle needs from its environment: Python packages, system packages, base image."""
-
-    pip_packages: tuple[str, ...] = attrs.field(default=(), converter=_strings("pip_packages"))
-    requirements_txt_file: str | None = None
-    python_version: str = attrs.field(default=None, converter=_python_version)
-    docker_base_image: str | None = None
-    system_packages: tuple[str, ...] = attrs.field(default=(), converter=_strings("system_packages"))
-    setup_sh: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        for item in self.pip_packages:
-            if not (is_requirement(item.strip()) or item.startswith("-")):
-                raise InvalidArgument(f"@env(pip_packages=...): {item!r} is not a requirement")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pip_packages": list(self.pip_packages),
-            "requirements_txt_file": self.requirements_txt_file,
-            "python_version": self.python_version,
-            "docker_base_image": self.docker_base_image,
-            "system_packages": list(self.system_packages),
-            "setup_sh": self.setup_sh,
-        }
 
 
 _C = TypeVar("_C", bound=type)

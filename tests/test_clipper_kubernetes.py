@@ -27,7 +27,7 @@ import pytest
 import requests
 from clipper_peer import ClipperPeer, wait_until
 
-from bentolite.clipper import runtime as runtime_module
+from bentolite.clipper import resolve as resolve_module
 from bentolite.clipper.protocol import InputType
 from bentolite.clipper.runtime import ClipperRuntime
 
@@ -55,8 +55,8 @@ def test_unresolvable_frontend_name_is_retried_and_logged_once(monkeypatch, capl
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return "127.0.0.1"
 
-    monkeypatch.setattr(runtime_module.socket, "gethostbyname", lookup)
-    monkeypatch.setattr(runtime_module, "RESOLVE_RETRY", 0.2)
+    monkeypatch.setattr(resolve_module.socket, "gethostbyname", lookup)
+    monkeypatch.setattr(resolve_module, "RESOLVE_RETRY", 0.2)
     with ClipperPeer(port=0) as peer:
         runtime = ClipperRuntime(
             echo,

@@ -99,7 +99,7 @@ def test_save_warns_when_the_image_python_is_not_the_pickling_one(
     iris_model, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bentolite.bundle import save_bundle
-    from bentolite.service import EnvSpec
+    from bentolite.env_spec import EnvSpec
 
     monkeypatch.setattr(lock, "index_hashes", lambda *args, **kwargs: None)  # not what is tested
 

@@ -18,7 +18,9 @@ from bentolite.server.logs import log_config, request_id
 
 requests = st.fixed_dictionaries(
     {
-        "client": st.one_of(st.none(), st.tuples(st.sampled_from(["127.0.0.1", "::1"]), st.integers(1, 65535))),
+        "client": st.one_of(
+            st.none(), st.tuples(st.sampled_from(["127.0.0.1", "::1"]), st.integers(1, 65535))
+        ),
         "method": st.sampled_from(["GET", "POST", "PUT"]),
         "path": st.text(st.characters(codec="utf-8"), max_size=30).map(lambda t: "/" + t),
         "http_version": st.sampled_from(["1.0", "1.1"]),

@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from bentolite.clipper.protocol import (
     build_heartbeat,
     response_frames,
 )
+from bentolite.clipper.resolve import resolve_frontend
 from bentolite.clipper.sockets import MessageReader, Waker, send_message
 from bentolite.exceptions import ConfigError, InferenceError, InvalidArgument
 
@@ -62,8 +62,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_READY_FILE = "/model_is_ready.check"
 DEFAULT_METRICS_PORT = 1390
-#: seconds between attempts to resolve a frontend host name that does not resolve (yet)
-RESOLVE_RETRY = 0.5
 
 _HEARTBEAT = build_heartbeat()
 
@@ -256,38 +254,9 @@ class ClipperRuntime:
         # Resolving may wait for a long time; run()'s thread must be able to close meanwhile.
         self._sock_lock.release()
         try:
-            return self._resolve_host()
+            return resolve_frontend(self.host, self._stop)
         finally:
             self._sock_lock.acquire()
-
-    def _resolve_host(self) -> str | None:
-        # Resolved per session, as the frontend's address may change between sessions. A name
-        # that does not resolve yet (a Kubernetes service still being created) is retried every
-        # RESOLVE_RETRY seconds; it is logged once, and once more when it resolves.
-        failing_since: float | None = None
-        while not self._stop.is_set():
-            try:
-                ip = socket.gethostbyname(self.host)
-            except OSError as exc:
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    logger.warning(
-                        "cannot resolve Clipper host %r (%s); retrying every %.1f s",
-                        self.host,
-                        exc,
-                        RESOLVE_RETRY,
-                    )
-                self._stop.wait(RESOLVE_RETRY)
-                continue
-            if failing_since is not None:
-                logger.info(
-                    "resolved Clipper host %r to %s after %.1f s",
-                    self.host,
-                    ip,
-                    time.monotonic() - failing_since,
-                )
-            return ip
-        return None
 
     def _serve_session(self, context: zmq.Context, ip: str) -> None:
         """One DEALER socket from connect to close; returns on silence or stop()."""

@@ -11,8 +11,8 @@ Any other set-up (a handler or filter of the user's, another format, a changed c
 line through :mod:`logging` with its extra fields (``client``, ``method``, ``path``, ``status``,
 ``size``, ``duration_ms``), as before. Either way, unprintable characters of the path (a decoded
 ``%0A``, say) are written escaped in the message, so a client cannot forge a line of the log;
-the ``path`` field keeps the path as it is (JSON escapes it). The set-up is checked again for every line, by identity,
-so a logging configuration changed while serving is followed at once.
+the ``path`` field keeps the path as it is (JSON escapes it). The set-up is checked again for
+every line, by identity, so a logging configuration changed while serving is followed at once.
 """
 
 from __future__ import annotations
