@@ -276,11 +276,12 @@ def test_api_posts_skip_the_router_yet_answer_like_any_route(faulty_app, monkeyp
     def broken(self, *args):
         raise RuntimeError("a bug")
 
-    app = create_app(Faulty())
     monkeypatch.setattr(ApiEndpoint, "_respond", broken)
-    response = call(app, "POST", "/ok", json=1)
-    assert response.status_code == 500 and response.json()["error"] == "internal server error"
-    assert response.json()["request_id"] == response.headers["x-request-id"]
+    for app in (create_app(Faulty()), create_app(Faulty(), cors_origins=["*"])):  # direct, routed
+        response = call(app, "POST", "/ok", json=1)
+        assert response.status_code == 500 and response.json()["error"] == "internal server error"
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+        assert response.headers["x-request-id"].count(",") == 0  # the header once
 
 
 def test_the_readme_table_names_every_serve_option_and_its_variable():

@@ -146,7 +146,7 @@ class ServerApp(Starlette):
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        direct: dict[str, ASGIApp] = {}
+        direct: dict[str, ApiEndpoint] = {}
         if not self.user_middleware:
             for route in self.routes:
                 if isinstance(route, Route) and isinstance(route.app, ApiEndpoint) and "{" not in route.path:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from starlette.responses import Response
@@ -15,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
 from bentolite.server.batching import Batcher
-from bentolite.server.errors import error_response
+from bentolite.server.errors import error_response, internal_error
 from bentolite.server.inline import InlinePolicy
 from bentolite.server.limits import INLINE_PARSE_LIMIT
 from bentolite.server.logs import request_id
@@ -44,9 +45,10 @@ def _declared_length(headers: dict[str, str]) -> int:
 _CONTENT_TYPES: dict[str, bytes] = {}
 
 
-def _head(answer: HttpResponse) -> list[tuple[bytes, bytes]]:
+def _head(answer: HttpResponse, extra: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The headers of an adapter's answer, as Starlette's ``Response`` would write them (a
-    ``text/`` type without a charset gets ``charset=utf-8``), without building one."""
+    ``text/`` type without a charset gets ``charset=utf-8``), without building one; then
+    ``extra``."""
     content_type = _CONTENT_TYPES.get(answer.media_type)
     if content_type is None:
         text = answer.media_type
@@ -55,7 +57,7 @@ def _head(answer: HttpResponse) -> list[tuple[bytes, bytes]]:
         content_type = text.encode("latin-1")
         if len(_CONTENT_TYPES) < 64:  # the types an app answers with are few; a bound all the same
             _CONTENT_TYPES[answer.media_type] = content_type
-    return [(b"content-length", b"%d" % len(answer.body)), (b"content-type", content_type)]
+    return [(b"content-length", b"%d" % len(answer.body)), (b"content-type", content_type), *extra]
 
 
 def _cancelled(exc: BaseException) -> bool:
@@ -104,6 +106,14 @@ class ApiEndpoint:
             state.batchers.append(self.batcher)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI, for the router (when other middleware runs before the endpoint)."""
+        await self.serve(scope, receive, send)
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> tuple[int, int]:
+        """Answer one request, ``extra_headers`` (the request id) added to the answer; its status
+        and body size, for the access log. Every error is answered here, a bug as a logged 500."""
         started = time.perf_counter()
         in_flight = self.metrics.in_flight
         in_flight.inc()
@@ -116,18 +126,28 @@ class ApiEndpoint:
             else:
                 try:
                     response = await self._respond(scope, receive, headers, slot)
+                except Exception as exc:  # a bug past the endpoint's own error handling
+                    response = internal_error(exc)
                 finally:
                     self.state.in_flight.leave(slot)
             if isinstance(response, HttpResponse):
-                status = response.status
-                await send({"type": "http.response.start", "status": status, "headers": _head(response)})
-                await send({"type": "http.response.body", "body": response.body})
+                status, body = response.status, response.body
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": _head(response, extra_headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
             else:
-                status = response.status_code
+                status, body = response.status_code, response.body
+                response.raw_headers.extend(extra_headers)
                 await response(scope, receive, send)
         finally:
             in_flight.dec()
         self.metrics.answered(status, time.perf_counter() - started)
+        return status, len(body)
 
     async def _respond(
         self, scope: Scope, receive: Receive, headers: dict[str, str], slot: int

@@ -21,12 +21,15 @@ import logging
 import os
 import re
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bentolite.server.access_log import access_logger, write_access_line
-from bentolite.server.errors import internal_error
 from bentolite.server.logs import request_id
+
+if TYPE_CHECKING:
+    from bentolite.server.endpoint import ApiEndpoint
 
 REQUEST_ID_HEADER = b"x-request-id"
 PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
@@ -69,13 +72,14 @@ class RequestIdMiddleware:
         *,
         access_log: bool = True,
         log_probes: bool = False,
-        direct: dict[str, ASGIApp] | None = None,
+        direct: dict[str, ApiEndpoint] | None = None,
     ) -> None:
         self.app = app
         self.access_log = access_log
         self.log_probes = log_probes
-        #: path -> app of the POST routes that need no other layer (the API endpoints, which
-        #: answer their own errors): they skip the router and Starlette's error layers
+        #: path -> endpoint of the POST routes that need no other layer (the API endpoints, which
+        #: answer their own errors and add the request id): they skip the router, Starlette's
+        #: error layers and the wrapper of ``send``
         self.direct = direct or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,32 +91,25 @@ class RequestIdMiddleware:
         id_header = (REQUEST_ID_HEADER, rid.encode("ascii"))
         status = 500  # what the client gets if the app fails before answering
         size = 0
-        answering = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, size, answering
-            if message["type"] == "http.response.start":
-                answering = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
         token = request_id.set(rid)
         direct = None
         if scope["method"] == "POST" and not scope.get("root_path"):
             direct = self.direct.get(scope["path"])
         try:
-            if direct is None:
-                await self.app(scope, receive, send_with_id)
+            if direct is not None:  # it answers every error itself, and adds the header
+                status, size = await direct.serve(scope, receive, send, (id_header,))
             else:
-                try:
-                    await direct(scope, receive, send_with_id)
-                except Exception as exc:  # a bug past the endpoint's own error handling
-                    if answering:  # the answer had begun: nothing more can be sent
-                        raise
-                    await internal_error(exc)(scope, receive, send_with_id)
+
+                async def send_with_id(message: Message) -> None:
+                    nonlocal status, size
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                        message["headers"] = [*message.get("headers", ()), id_header]
+                    elif message["type"] == "http.response.body":
+                        size += len(message.get("body", b""))
+                    await send(message)
+
+                await self.app(scope, receive, send_with_id)
         finally:
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 if self.log_probes or scope["path"] not in PROBE_PATHS:
