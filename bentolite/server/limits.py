@@ -87,9 +87,36 @@ class BodyReader:
         self.run_sync = run_sync
 
     async def read(self, receive: Receive, headers: dict[str, str], slot: int) -> bytes:
-        """The body, decoded if it has a Content-Encoding (``headers`` then loses it)."""
+        """The body, decoded if it has a Content-Encoding (``headers`` then loses it), or
+        :class:`PayloadTooLarge` as soon as it exceeds the limit. A body without Content-Length
+        is charged to the in-flight bytes as it arrives."""
         names = codings(headers.get("content-encoding"))  # 415 before reading anything
-        body = await read_body(receive, headers, self.limit, self.in_flight, slot)
+        limit = self.limit
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"request body of {int(declared)} bytes is over the server's limit of {limit} bytes",
+                detail="raise it with bentolite serve --max-body-size",
+            )
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadInput("the client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"request body is over the server's limit of {limit} bytes",
+                    detail="raise it with bentolite serve --max-body-size",
+                )
+            if declared is None:
+                self.in_flight.charge(slot, size)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not names:
             return body
         del headers["content-encoding"]
@@ -99,39 +126,3 @@ class BodyReader:
             decoded = decode(body, names, self.limit)
         self.in_flight.charge(slot, len(body) + len(decoded))
         return decoded
-
-
-async def read_body(
-    receive: Receive,
-    headers: dict[str, str],
-    limit: int,
-    in_flight: InFlight | None = None,
-    slot: int = 0,
-) -> bytes:
-    """The request body, or :class:`PayloadTooLarge` as soon as it exceeds ``limit`` bytes.
-    A body without Content-Length is charged to ``in_flight`` as it arrives."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body of {int(declared)} bytes is over the server's limit of {limit} bytes",
-            detail="raise it with bentolite serve --max-body-size",
-        )
-    charge = in_flight is not None and declared is None
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadInput("the client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(
-                f"request body is over the server's limit of {limit} bytes",
-                detail="raise it with bentolite serve --max-body-size",
-            )
-        if charge:
-            in_flight.charge(slot, size)  # type: ignore[union-attr]
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
