@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 from server_services import Slow
@@ -110,3 +111,21 @@ def test_on_a_live_app_a_cheap_api_moves_to_the_loop_and_a_blocking_call_moves_i
     assert all(name.startswith("bentolite-api") for name in threads[:STREAK])
     assert threads[STREAK:-1] == ["MainThread"] * 3
     assert threads[-1].startswith("bentolite-api")
+
+
+def test_each_move_is_logged_once_naming_the_api(caplog):
+    policy = InlinePolicy(LIMIT, api="predict")
+    with caplog.at_level(logging.INFO, logger="bentolite.server.app"):
+        for _ in range(STREAK + 5):
+            policy.pool_call(0.0001, 0.0002)
+        for _ in range(STREAK * 2):  # more cheap calls on the loop: nothing more to say
+            policy.inline_call(0.0001)
+        policy.inline_call(BLOCKING * 2)
+        for _ in range(STREAK - 1):  # back in the pool, cheap again, but not for long enough
+            policy.pool_call(0.0001, 0.0002)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        f"API 'predict': its last {STREAK} calls were cheap (under 5 ms); calls run on the event loop",
+        f"API 'predict': a call on the event loop took {BLOCKING * 2000:.0f} ms; calls run in the "
+        f"thread pool again, for at least {STREAK} calls",
+    ]

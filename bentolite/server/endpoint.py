@@ -92,7 +92,7 @@ class ApiEndpoint:
         self.metrics: ApiMetrics = state.metrics.for_api(spec.name, batch=spec.batch)
         #: the API as the crash record names it (inflight.py)
         self.record_name = spec.name.encode("utf-8")[:MAX_RECORDED_NAME]
-        self.policy = InlinePolicy()
+        self.policy = InlinePolicy(api=spec.name)
         self.deadlines = state.deadlines if _HAS_UNCANCEL else None
         self.batcher: Batcher | None = None
         if spec.batch:

@@ -23,11 +23,17 @@ The policy, per API:
 
 ``limit`` defaults to Python's GIL switch interval (5 ms): a pool thread holding the GIL keeps
 the loop waiting up to that long anyway, so an inline call below it delays the loop no more.
+
+Each move is logged (INFO, ``bentolite.server.app``), naming the API, so a server whose API went
+back to the pool says so and why.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+
+logger = logging.getLogger("bentolite.server.app")
 
 STREAK = 16
 POOL_WAIT = 10
@@ -41,8 +47,9 @@ FORGIVE = 10_000
 class InlinePolicy:
     """Per-API decision between the event loop and the thread pool (see the module docstring)."""
 
-    def __init__(self, limit: float | None = None) -> None:
+    def __init__(self, limit: float | None = None, api: str = "") -> None:
         self.limit = sys.getswitchinterval() if limit is None else limit
+        self.api = api
         self.inline = False
         self._cheap = 0
         self._needed = STREAK
@@ -55,8 +62,14 @@ class InlinePolicy:
         short = wall_seconds < POOL_WAIT * self.limit or wall_seconds < CPU_SHARE * cpu_seconds
         if cpu_seconds < self.limit and short:
             self._cheap += 1
-            if self._cheap >= self._needed:
+            if self._cheap >= self._needed and not self.inline:
                 self.inline = True
+                logger.info(
+                    "API %r: its last %d calls were cheap (under %.0f ms); calls run on the event loop",
+                    self.api,
+                    self._cheap,
+                    self.limit * 1000,
+                )
         else:
             self._cheap = 0
 
@@ -70,6 +83,13 @@ class InlinePolicy:
             return
         self._good = 0
         if self._slow or wall_seconds > BLOCKING:
+            logger.info(
+                "API %r: a call on the event loop took %.0f ms; calls run in the thread pool again, "
+                "for at least %d calls",
+                self.api,
+                wall_seconds * 1000,
+                STREAK * self._backoff,
+            )
             self._slow = False
             self.inline = False
             self._cheap = 0
