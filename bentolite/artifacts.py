@@ -233,7 +233,11 @@ class ArtifactCollection:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return self[name]
+        obj = self[name]
+        # kept as an attribute, so the next ``svc.artifacts.<name>`` is a plain lookup (this
+        # method runs only for names the class does not define); _keep drops it on a re-pack
+        self.__dict__[name] = obj
+        return obj
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._declared:
@@ -248,8 +252,14 @@ class ArtifactCollection:
             )
         obj = self._objects[name]
         if isinstance(obj, _FileRef):
-            obj = self._objects[name] = self._load(name, self._declared[name], obj.path)
+            obj = self._load(name, self._declared[name], obj.path)
+            self._keep(name, obj)
         return obj
+
+    def _keep(self, name: str, obj: Any) -> None:
+        """Hold ``obj`` (or a file to load it from) as artifact ``name``."""
+        self._objects[name] = obj
+        self.__dict__.pop(name, None)  # the attribute __getattr__ kept would be stale
 
     def __contains__(self, name: object) -> bool:
         return name in self._objects
@@ -277,7 +287,7 @@ class ArtifactCollection:
                 f"(declared: {', '.join(self._declared) or 'none'}); add it to @artifacts([...])"
             )
         self._declared[name].check(obj)
-        self._objects[name] = obj
+        self._keep(name, obj)
 
     def pack_file(self, name: str, path: Path) -> None:
         """Pack the file at ``path`` as artifact ``name`` without loading it: saving copies the
@@ -290,7 +300,7 @@ class ArtifactCollection:
             )
         if not Path(path).is_file():
             raise ArtifactError(f"artifact {name!r}: {path} is not a file")
-        self._objects[name] = _FileRef(Path(path))
+        self._keep(name, _FileRef(Path(path)))
 
     def save(self, directory: Path) -> dict[str, str]:
         """Write every packed artifact into ``directory``; returns name -> file name."""
@@ -333,7 +343,7 @@ class ArtifactCollection:
                     f"artifact {name!r}: {path} does not match the SHA-256 the bundle records "
                     f"({expected[:12]}...); the file was changed or damaged after the save"
                 )
-            self._objects[name] = self._load(name, artifact, path)
+            self._keep(name, self._load(name, artifact, path))
 
     @staticmethod
     def _load(name: str, artifact: Artifact, path: Path) -> Any:

@@ -123,3 +123,24 @@ def test_corrupt_artifact_file_names_the_file(tmp_path):
     (path / "artifacts" / "word.up").unlink()
     with pytest.raises(ArtifactError, match="word.up is missing"):
         bentolite.load(path)
+
+
+def test_attribute_access_follows_every_re_pack_and_load(tmp_path):
+    @artifacts([TextArtifact("note")])
+    class Noted(Service):
+        @api(input=JsonInput())
+        def read(self, _):
+            return self.artifacts.note
+
+    svc = Noted()
+    svc.pack("note", "first")
+    assert svc.artifacts.note == "first" and svc.read(0) == "first"  # now a kept attribute
+    svc.pack("note", "second")
+    assert svc.artifacts.note == "second" and svc.read(0) == "second"
+    (tmp_path / "note.txt").write_text("from a file")
+    svc.artifacts.pack_file("note", tmp_path / "note.txt")
+    assert svc.artifacts.note == "from a file"
+    svc.artifacts.save(tmp_path / "saved")
+    (tmp_path / "saved" / "note.txt").write_text("loaded")
+    svc.artifacts.load(tmp_path / "saved")
+    assert svc.artifacts.note == "loaded" and svc.artifacts["note"] == "loaded"

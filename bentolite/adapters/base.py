@@ -67,6 +67,8 @@ class HttpResponse:
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     """Split ``'text/csv; charset=utf-8'`` into ``('text/csv', {'charset': 'utf-8'})``."""
+    if ";" not in value:  # the common case: no parameters
+        return value.strip().lower(), {}
     media_type, _, rest = value.partition(";")
     params = {}
     for part in rest.split(";"):

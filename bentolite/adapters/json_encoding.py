@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import orjson
@@ -90,28 +91,47 @@ def _orjson_default(obj: Any) -> Any:
         return obj.decode("utf-8", errors="replace")
     dtype = getattr(obj, "dtype", None)
     if dtype is not None and dtype.kind in _NATIVE_KINDS and getattr(obj, "ndim", 0) and _is_ndarray(obj):
-        if dtype.kind == "f" and dtype.itemsize < 8:
-            obj = obj.astype("float64")
-        elif not obj.flags.c_contiguous or not dtype.isnative:
-            obj = obj.astype(dtype.newbyteorder("="), order="C")
         # the array written by orjson's C code and spliced in as it is: no Python list in between
-        return orjson.Fragment(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+        return orjson.Fragment(_native_array_json(obj))
     plain = _plain(obj)
     if plain is _NOT_PLAIN:
         raise TypeError(type(obj).__name__)
     return plain
 
 
-def _is_ndarray(obj: Any) -> bool:
-    import numpy as np
+#: numpy.ndarray, once numpy is imported (this module does not import it)
+_ndarray: Any = None
 
-    return type(obj) is np.ndarray
+
+def _array_type() -> Any:
+    global _ndarray
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        _ndarray = numpy.ndarray
+    return _ndarray
+
+
+def _native_array_json(obj: Any) -> bytes:
+    """A numpy array of a native kind (``_NATIVE_KINDS``, at least 1-D) as JSON, written by
+    orjson's C code, with the values ``tolist()`` gives (narrow floats widened first)."""
+    dtype = obj.dtype
+    if dtype.kind == "f" and dtype.itemsize < 8:
+        obj = obj.astype("float64")
+    elif not obj.flags.c_contiguous or not dtype.isnative:
+        obj = obj.astype(dtype.newbyteorder("="), order="C")
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _is_ndarray(obj: Any) -> bool:
+    return type(obj) is (_ndarray or _array_type())
 
 
 def json_dumps(obj: Any, *, ensure_ascii: bool = False) -> bytes:
     """Compact, strict UTF-8 JSON of a result (see the module docstring); ``ensure_ascii``
     escapes every non-ASCII character."""
     if not ensure_ascii:
+        if type(obj) is (_ndarray or _array_type()) and obj.dtype.kind in _NATIVE_KINDS and obj.ndim:
+            return _native_array_json(obj)  # a whole array (most results): no hook at all
         try:
             return orjson.dumps(obj, default=_orjson_default)
         except TypeError:  # orjson.JSONEncodeError is a TypeError
