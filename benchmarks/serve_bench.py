@@ -294,13 +294,16 @@ def fmt(value: float) -> str:
 
 
 def ratio_text(side: Side, base: Side) -> str:
-    """Throughput over the baseline's, per round (mean and range), and the baseline's CPU time
-    per request over this side's (which other load on the machine disturbs less)."""
+    """Throughput over the baseline's, per round (mean and range), the baseline's CPU time per
+    request over this side's (which other load on the machine disturbs less), and in how many
+    rounds this side's p99 was no higher than the baseline's."""
     ratios = [a.requests_per_s / b.requests_per_s for a, b in zip(side.runs, base.runs)]
     text = f"{statistics.fmean(ratios):.2f}x"
     if len(ratios) > 1:
         text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
-    return text + f", CPU {base.mean('cpu_us') / side.mean('cpu_us'):.2f}x"
+    lower = sum(a.p99_ms <= b.p99_ms for a, b in zip(side.runs, base.runs))
+    text += f", CPU {base.mean('cpu_us') / side.mean('cpu_us'):.2f}x"
+    return text + f", p99 no higher in {lower} of {len(side.runs)} rounds"
 
 
 def spread(side: Side) -> str:
