@@ -17,7 +17,6 @@ every line, by identity, so a logging configuration changed while serving is fol
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from bentolite.server.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter
+from bentolite.server.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter, json_line
 
 access_logger = logging.getLogger("bentolite.access")
 #: the logger whose handler writes bentolite's lines (``bentolite.access`` propagates to it)
@@ -46,9 +45,16 @@ def write_access_line(scope: Scope, status: int, size: int, seconds: float, requ
     if handler is not None:
         now, msecs = _clock()
         if type(handler.formatter) is JsonFormatter:
-            line = _json_line(now, msecs, message, request_id, address, scope, status, size, seconds)
+            fields = _fields(address, scope, status, size, seconds)
+            line = json_line(now, msecs, "info", access_logger.name, message, request_id, fields)
         else:
-            line = f"{_local_time(now, msecs)} INFO bentolite.access [{request_id}] {message}"
+            line = TEXT_FORMAT % {
+                "asctime": _local_time(now, msecs),
+                "levelname": "INFO",
+                "name": access_logger.name,
+                "request_id": request_id,
+                "message": message,
+            }
         try:
             with handler.lock:  # type: ignore[union-attr]
                 stream = handler.stream
@@ -143,27 +149,3 @@ def _local_time(now: float, msecs: int) -> str:
         _second_text = time.strftime(logging.Formatter.default_time_format, time.localtime(now))
         _second = second
     return logging.Formatter.default_msec_format % (_second_text, msecs)
-
-
-def _json_line(
-    now: float,
-    msecs: int,
-    message: str,
-    request_id: str,
-    address: str,
-    scope: Scope,
-    status: int,
-    size: int,
-    seconds: float,
-) -> str:
-    """The line :class:`~bentolite.server.logs.JsonFormatter` writes for the access record."""
-    line: dict[str, Any] = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{msecs:03d}Z",
-        "level": "info",
-        "logger": "bentolite.access",
-        "message": message,
-    }
-    if request_id != "-":
-        line["request_id"] = request_id
-    line.update(_fields(address, scope, status, size, seconds))
-    return json.dumps(line, default=str, ensure_ascii=False)

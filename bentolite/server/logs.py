@@ -39,27 +39,41 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def json_line(
+    created: float, msecs: int, level: str, name: str, message: str, request_id: str, fields: dict[str, Any]
+) -> str:
+    """One JSON log line: time (UTC, milliseconds), level, logger, message, the request id
+    unless it is ``-``, then ``fields``. :class:`JsonFormatter` writes every record with it, and
+    the access log (``access_log.py``) its direct lines."""
+    line: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{msecs:03d}Z",
+        "level": level,
+        "logger": name,
+        "message": message,
+    }
+    if request_id != "-":
+        line["request_id"] = request_id
+    line.update(fields)
+    return json.dumps(line, default=str, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, the record's extra
     fields (an access line's method, path, status, ...) and the traceback if any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        rid = getattr(record, "request_id", "-")
-        if rid != "-":
-            line["request_id"] = rid
-        for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                line[key] = value
+        fields = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS and not k.startswith("_")}
         if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+            fields["exc_info"] = self.formatException(record.exc_info)
+        return json_line(
+            record.created,
+            int(record.msecs),
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", "-"),
+            fields,
+        )
 
 
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
