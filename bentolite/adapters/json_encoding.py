@@ -89,8 +89,7 @@ _NATIVE_KINDS = frozenset("biuf")
 def _orjson_default(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return obj.decode("utf-8", errors="replace")
-    dtype = getattr(obj, "dtype", None)
-    if dtype is not None and dtype.kind in _NATIVE_KINDS and getattr(obj, "ndim", 0) and _is_ndarray(obj):
+    if _is_native_array(obj):
         # the array written by orjson's C code and spliced in as it is: no Python list in between
         return orjson.Fragment(_native_array_json(obj))
     plain = _plain(obj)
@@ -122,15 +121,17 @@ def _native_array_json(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _is_ndarray(obj: Any) -> bool:
-    return type(obj) is (_ndarray or _array_type())
+def _is_native_array(obj: Any) -> bool:
+    """Whether orjson writes ``obj`` itself: a numpy array (not a subclass) of a native kind, at
+    least 1-D."""
+    return type(obj) is (_ndarray or _array_type()) and obj.dtype.kind in _NATIVE_KINDS and obj.ndim > 0
 
 
 def json_dumps(obj: Any, *, ensure_ascii: bool = False) -> bytes:
     """Compact, strict UTF-8 JSON of a result (see the module docstring); ``ensure_ascii``
     escapes every non-ASCII character."""
     if not ensure_ascii:
-        if type(obj) is (_ndarray or _array_type()) and obj.dtype.kind in _NATIVE_KINDS and obj.ndim:
+        if _is_native_array(obj):
             return _native_array_json(obj)  # a whole array (most results): no hook at all
         try:
             return orjson.dumps(obj, default=_orjson_default)
