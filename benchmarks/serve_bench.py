@@ -21,9 +21,13 @@ when the previous answer arrives; 1 thread, 32 connections by default):
 ==================  ==========================================================================
 
 The servers run on CPU 0 and wrk on CPU 1 (taskset), so the load generator never competes with
-the server. Every side runs once per round, in a rotated order, after a warm-up; a ratio is
-computed within each round (both sides measured minutes apart at most) and the table shows the
-mean over the rounds and the range, which is the noise of the machine.
+the server. Every side runs once per round, after a warm-up, and a ratio is computed within each
+round. The load of this kind of machine drifts within seconds, so each side runs right next to
+the baseline it is compared with: a round runs the ndarray group (``batch=True``, ``raw ndarray``,
+``NdarrayInput``, ``+ access log``, ``BentoML``, in that order, so each ratio's two sides are
+neighbours) and the DataFrame pair, and every other round runs both groups in reverse order, so
+neither side of a pair always goes first. The table shows the mean over the rounds and the
+range, which is the noise of the machine.
 
 ``--fixed-cost`` adds the batching table: a model costing 5 ms of CPU per call whatever its batch
 size, unbatched against batched, at 1, 8, 32 and 64 connections.
@@ -231,12 +235,26 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> Run:
     return Run(float(rate.group(1)), percentiles["50"], percentiles["99"], errors, int(done.group(1)))
 
 
+#: the order a round runs the sides in: each ratio's two sides are neighbours (see the docstring)
+ROUND_ORDER = (
+    ("batch=True", "raw ndarray", "NdarrayInput", "+ access log", "BentoML"),
+    ("raw DataFrame", "DataframeInput"),
+)
+
+
+def round_order(sides: list[Side]) -> list[Side]:
+    """``sides`` in :data:`ROUND_ORDER`; sides it does not name (none of this script's) last."""
+    rank = {name: index for index, name in enumerate(name for group in ROUND_ORDER for name in group)}
+    return sorted(sides, key=lambda side: rank.get(side.name, len(rank)))
+
+
 def interleaved(sides: list[Side], clients: int, seconds: float, rounds: int) -> list[float]:
-    """Run every side once per round, rotating the order; returns each round's 1-minute load."""
+    """Run every side once per round, in ``sides``' order and every other round in reverse (so
+    neighbours stay neighbours and neither goes first always); returns each round's 1-minute
+    load."""
     loads = []
     for index in range(rounds):
-        shift = index % len(sides)
-        for side in sides[shift:] + sides[:shift]:
+        for side in sides if index % 2 == 0 else sides[::-1]:
             side.run(clients, seconds)
         loads.append(os.getloadavg()[0])
     return loads
@@ -391,11 +409,16 @@ def main() -> None:
                 sides.append(Side("BentoML", servers[-1], "/predict", post_script(home, "bentoml", body)))
             if args.only:
                 wanted = set(args.only.split(","))
+                unknown = wanted - {side.name for side in sides}
+                if unknown:
+                    names = ", ".join(repr(side.name) for side in sides)
+                    missing = ", ".join(sorted(unknown))
+                    raise SystemExit(f"--only: no side named {missing}; the sides are {names}")
                 sides = [side for side in sides if side.name in wanted]
             for side in sides:
                 wrk(side.url, side.script, 8, WARMUP_SECONDS)
             before = batch_stats(bento, "ndarray_batched")
-            loads = interleaved(sides, args.connections, seconds, args.rounds)
+            loads = interleaved(round_order(sides), args.connections, seconds, args.rounds)
             after = batch_stats(bento, "ndarray_batched")
             calls = after[1] - before[1]
             mean_batch = (after[0] - before[0]) / calls if calls else 0.0
@@ -419,7 +442,7 @@ def main() -> None:
         print("NOTE: httptools or uvloop is not installed: the raw app runs on the slow stack")
     print(
         f"servers on CPU {SERVER_CPU}, wrk -t1 -c{args.connections} on CPU {WRK_CPU}; {args.rounds} "
-        f"interleaved rounds of {seconds} s per side; 1-minute load after each round: "
+        f"rounds of {seconds} s per side, each side next to its baseline; 1-minute load after each round: "
         + ", ".join(f"{load:.1f}" for load in loads)
         + "\n"
     )
