@@ -14,7 +14,12 @@ After a warm-up it traces ``--requests`` requests (``sys.settrace`` with opcode 
 the instructions per request by package, and the ratio. C code (numpy's kernels, orjson, httptools)
 is not counted: this measures the Python around the model, which is what a server adds.
 
-    python benchmarks/bytecode_count.py [--requests 50]
+``--time ROUNDS`` then times both sides the same way, untraced: ``ROUNDS`` alternating rounds of
+``--per-round`` requests each, the process's CPU time per request (the median over the rounds, and
+their range). No socket, no load generator and no other process is involved, so this ratio moves
+far less than a served benchmark's; it still includes the C code the count leaves out.
+
+    python benchmarks/bytecode_count.py [--requests 50] [--time 12 [--per-round 1000]]
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import argparse
 import asyncio
 import collections
 import os
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +104,8 @@ def _package(filename: str) -> str:
     return "other (standard library)"
 
 
-async def _count(config: Any, protocol_class: Any, requests: int) -> tuple[collections.Counter[str], bytes]:
+def _connection(config: Any, protocol_class: Any) -> tuple[Any, _Transport]:
+    """A function serving one request on a new connection of the server, and its transport."""
     from uvicorn.server import ServerState
 
     loop = asyncio.get_running_loop()
@@ -113,6 +121,11 @@ async def _count(config: Any, protocol_class: Any, requests: int) -> tuple[colle
         while not transport.written[-1].endswith(b"]"):  # the body, after the head
             await asyncio.sleep(0)
 
+    return one, transport
+
+
+async def _count(config: Any, protocol_class: Any, requests: int) -> tuple[collections.Counter[str], bytes]:
+    one, transport = _connection(config, protocol_class)
     for _ in range(WARMUP):
         await one()
     counts: collections.Counter[str] = collections.Counter()
@@ -140,6 +153,26 @@ async def _count(config: Any, protocol_class: Any, requests: int) -> tuple[colle
     return counts, transport.written[-1]
 
 
+async def _time(servers: dict[str, tuple[Any, Any]], rounds: int, per_round: int) -> dict[str, list[float]]:
+    """CPU µs per request of each side, per round; the sides alternate, every other round in
+    reverse order, so neither always runs first."""
+    ones = {}
+    for name, (config, protocol_class) in servers.items():
+        ones[name], _ = _connection(config, protocol_class)
+        for _ in range(WARMUP):
+            await ones[name]()
+    times: dict[str, list[float]] = {name: [] for name in ones}
+    names = list(ones)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            one = ones[name]
+            started = time.process_time()
+            for _ in range(per_round):
+                await one()
+            times[name].append((time.process_time() - started) / per_round * 1e6)
+    return times
+
+
 def _run(work: Any) -> Any:
     """``work`` on uvloop's event loop (as the servers run) where it is installed."""
     try:
@@ -156,6 +189,8 @@ def _run(work: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50, help="traced requests per side")
+    parser.add_argument("--time", type=int, default=0, metavar="ROUNDS", help="also time ROUNDS rounds")
+    parser.add_argument("--per-round", type=int, default=1000, help="timed requests per side and round")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     from serve_bench import write_model
@@ -166,11 +201,13 @@ def main() -> None:
         os.environ["IRIS_MODEL"] = str(model)
         os.environ["BENTOLITE_HOME"] = home
         results = {}
-        for name, (config, protocol_class) in _servers().items():
+        servers = _servers()
+        for name, (config, protocol_class) in servers.items():
             counts, answer = _run(_count(config, protocol_class, args.requests))
             if answer != b"[0]":
                 raise SystemExit(f"{name} answered {answer!r}, not [0]")
             results[name] = {package: count / args.requests for package, count in counts.items()}
+        times = _run(_time(servers, args.time, args.per_round)) if args.time else {}
     rows = sorted({package for counts in results.values() for package in counts})
     print(
         "Python bytecode instructions per iris request "
@@ -189,6 +226,21 @@ def main() -> None:
     print("| **total** | " + " | ".join(f"**{total:,.0f}**" for total in totals) + " |")
     print()
     print(f"NdarrayInput / raw ndarray: {totals[1] / totals[0]:.3f}x the instructions")
+    if times:
+        print()
+        print(f"CPU time per request, untraced ({args.time} alternating rounds of {args.per_round} requests)")
+        print()
+        print("| | median µs | range over rounds |")
+        print("|---|---:|---|")
+        for name, values in times.items():
+            print(f"| {name} | {statistics.median(values):.1f} | {min(values):.1f}-{max(values):.1f} |")
+        raw, bento = (statistics.median(values) for values in times.values())
+        ratios = [b / a for a, b in zip(*times.values())]
+        print()
+        print(
+            f"NdarrayInput / raw ndarray: {bento / raw:.3f}x the CPU time "
+            f"(per round: {min(ratios):.3f}-{max(ratios):.3f}x)"
+        )
 
 
 if __name__ == "__main__":
