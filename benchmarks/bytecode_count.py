@@ -201,6 +201,10 @@ def main() -> None:
         os.environ["IRIS_MODEL"] = str(model)
         os.environ["BENTOLITE_HOME"] = home
         results = {}
+        # the inline policy's bound is the switch interval (inline.py): traced, a model call can
+        # take long enough to send the API back to the pool mid-count, whose thread the tracer
+        # does not see; with a 1 s bound every side runs on the loop throughout
+        sys.setswitchinterval(1.0)
         servers = _servers()
         for name, (config, protocol_class) in servers.items():
             counts, answer = _run(_count(config, protocol_class, args.requests))
