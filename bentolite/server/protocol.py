@@ -15,6 +15,10 @@ answers an oversized head with a plain-text 400. :class:`BoundedHttpToolsProtoco
   dropped (for at most ``LINGER_SECONDS`` and ``LINGER_BYTES``) so that the client reads the
   answer instead of a connection reset.
 
+Both also hand uvicorn their connection's transport wrapped in a
+:class:`~bentolite.server.joined_writes.JoiningTransport`, so that an answer's head and body
+leave in one write (``joined_writes.py``).
+
 The header bound is ``Limits.max_header_size``: h11 enforces it itself
 (``max_incomplete_event_size``); over httptools the bytes of a head not yet complete are counted.
 Per connection one timer serves the deadlines of all its heads: per request, the protocol
@@ -40,6 +44,7 @@ except ImportError:  # httptools is not installed (it has no wheels for some pla
     HttpToolsProtocol = None
 
 from bentolite.exceptions import BadInput, BentoliteError, RequestHeaderTooLarge, RequestTimeout, UriTooLong
+from bentolite.server.joined_writes import JoiningTransport
 
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 4 * 1024 * 1024
@@ -60,7 +65,7 @@ class _HeadBounds:
 
     header_timeout: float
     max_header_size: int
-    transport: asyncio.Transport
+    transport: JoiningTransport
     loop: asyncio.AbstractEventLoop
     logger: Any
 
@@ -202,7 +207,7 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
         return self.conn.their_state is h11.IDLE
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(JoiningTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -247,7 +252,7 @@ if HttpToolsProtocol is not None:
             return self._in_head
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(JoiningTransport(transport, self.loop))  # type: ignore[arg-type]
             self._arm()
 
         def data_received(self, data: bytes) -> None:
