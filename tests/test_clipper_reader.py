@@ -150,6 +150,34 @@ def test_each_message_is_read_whole_and_malformed_ones_harm_nothing_after_them(p
     assert (errors > 0) == (len(sent) > len(wanted))
 
 
+def delimited(frames: list[bytes]) -> bool:
+    """The empty delimiter first, and no other empty frame the reader could take for one."""
+    return frames[0] == b"" and all(frames[1:])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.one_of(well_formed, malformed().filter(delimited)), min_size=1, max_size=8))
+def test_a_malformed_message_is_one_error_worded_as_the_parser_words_it(pair, batch):
+    # When only delimiters are empty, the reader knows where each message ends (a message cut
+    # short ends at the next delimiter), so each malformed one is exactly one error, naming what
+    # the parser names.
+    router, dealer, routing_id = pair
+    reader = MessageReader(dealer)
+    expected = []
+    for frames in batch:
+        try:
+            expected.append(normal(parse_frontend_message(frames)))
+        except ProtocolError as exc:
+            expected.append(f"ProtocolError: {exc}")
+        router.send_multipart([routing_id, *frames])
+    router.send_multipart([routing_id, *SENTINEL])
+    got = [
+        f"ProtocolError: {m}" if isinstance(m, ProtocolError) else normal(m)
+        for m in read_until_sentinel(dealer, reader)
+    ]
+    assert got == expected
+
+
 def test_small_inputs_arrive_as_views_of_one_buffer(pair):
     router, dealer, routing_id = pair
     inputs = [struct.pack("<2d", 1.5, 2.5), struct.pack("<2d", 3.5, 4.5), struct.pack("<d", 5.5)]
