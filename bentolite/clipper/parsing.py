@@ -7,7 +7,7 @@ were given, without copying them.
 
 * :func:`parse_container_message`: what a container sent (the frontend side);
 * :func:`parse_frontend_message`: what the frontend sent (the container side);
-* :func:`parse_request_head`: the frames of a prediction request before its inputs, for a reader
+* :func:`request_head`: the fields of a prediction request before its inputs, for a reader
   that receives the inputs itself (``sockets.py``).
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import struct
+from functools import reduce
+from operator import or_
 from typing import TypeVar
 
 from bentolite.clipper.protocol import (
@@ -43,6 +45,7 @@ from bentolite.clipper.protocol import (
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_pack_u64, _unpack_u32 = _U64.pack, _U32.unpack
 
 
 def parse_container_message(frames: Frames) -> ContainerMessage:
@@ -135,41 +138,30 @@ def _parse_request(frames: Frames) -> PredictionRequest:
     return PredictionRequest(head.msg_id, head.input_type, inputs)
 
 
-def parse_request_head(frames: Frames) -> RequestHead:
-    """The first :data:`REQUEST_PREFIX_FRAMES` frames of a prediction request, checked.
+def request_head(msg_id: bytes, request_type: bytes, header_size: bytes, header: bytes) -> RequestHead:
+    """Frames 3-6 of a prediction request whose delimiter, version and type frames are right.
 
-    For a reader that receives the input frames itself, knowing their sizes in advance.
+    For a reader that receives the input frames itself, knowing their sizes in advance. Raises
+    :class:`ProtocolError` as :func:`parse_frontend_message` would for these frames.
     """
-    if len(frames) == REQUEST_PREFIX_FRAMES:
-        # The frames every well-formed request starts with, compared whole; anything else is
-        # taken apart field by field below, to name what is wrong.
-        empty, version, msg_type, msg_id, request_type, header_size, header = frames
-        if (
-            not empty
-            and version == VERSION_FRAME
-            and msg_type == CONTENT_FRAME
-            and request_type == PREDICT_FRAME
-            and len(msg_id) == 4
-            and len(header) >= 16
-            and header_size == _U64.pack(len(header))
-            and not len(header) % 8
-        ):
-            values = struct.unpack(f"<{len(header) // 8}Q", header)
-            input_type = _MEMBERS[InputType].get(values[0])
-            sizes = values[2:]
-            if input_type is not None and values[1] == len(sizes):
-                itemsize = input_type.itemsize
-                if itemsize == 1 or not any(size % itemsize for size in set(sizes)):
-                    return RequestHead(_U32.unpack(msg_id)[0], input_type, sizes)  # type: ignore[arg-type]
-    _check_count(frames, REQUEST_PREFIX_FRAMES, "prediction request head")
-    _check_delimiter(frames, REQUEST_PREFIX_FRAMES)
-    version_number = _u32(frames[1], "RPC version")
-    if version_number != RPC_VERSION:
-        raise ProtocolError(f"RPC version frame is {version_number}, expected {RPC_VERSION}")
-    kind = _enum(MessageType, _u32(frames[2], "message type"), "message type")
-    if kind is not MessageType.CONTAINER_CONTENT:
-        raise ProtocolError(f"a {kind.name} message has more than {REQUEST_PREFIX_FRAMES} frames")
-    return _request_fields(frames)
+    length = len(header)
+    # What every well-formed request's head is, checked at once; anything else is taken apart
+    # field by field below, to name what is wrong.
+    if (
+        request_type == PREDICT_FRAME
+        and len(msg_id) == 4
+        and header_size == _pack_u64(length)
+        and length >= 16
+        and not length % 8
+    ):
+        values = struct.unpack(f"<{length // 8}Q", header)
+        known = _INPUT_TYPE_CODES.get(values[0])
+        sizes = values[2:]
+        # Element sizes are powers of two, so the sizes are whole elements if no size has a bit
+        # of (size - 1) set: an OR of them all, computed in C.
+        if known is not None and values[1] == len(sizes) and not reduce(or_, sizes, 0) & known[1]:
+            return RequestHead(_unpack_u32(msg_id)[0], known[0], sizes)  # type: ignore[arg-type]
+    return _request_fields([b"", VERSION_FRAME, CONTENT_FRAME, msg_id, request_type, header_size, header])
 
 
 def _request_fields(frames: Frames) -> RequestHead:
@@ -258,6 +250,11 @@ _E = TypeVar("_E", bound=enum.IntEnum)
 _MEMBERS: dict[type, dict[int, enum.IntEnum]] = {
     kind: {m.value: m for m in kind} for kind in (MessageType, HeartbeatType, RequestType, InputType)
 }
+
+
+#: input type code -> (member, element size - 1), for :func:`request_head`
+_INPUT_TYPE_CODES = {m.value: (m, m.itemsize - 1) for m in InputType}
+assert all(m.itemsize & (m.itemsize - 1) == 0 for m in InputType), "element sizes are powers of two"
 
 
 def _enum(kind: type[_E], value: int, field: str) -> _E:

@@ -20,9 +20,12 @@ import functools
 import logging
 import socket
 import threading
+from collections import deque
+from itertools import accumulate, dropwhile, repeat
+from operator import length_hint, not_, sub
 from typing import TYPE_CHECKING, Any
 
-from bentolite.clipper.parsing import parse_frontend_message, parse_request_head
+from bentolite.clipper.parsing import parse_frontend_message, request_head
 from bentolite.clipper.protocol import (
     CONTENT_FRAME,
     HEARTBEAT_FRAME,
@@ -66,7 +69,11 @@ class MessageReader:
         import zmq
 
         self.sock = sock
+        self._recv = sock.recv
         self._recv_into = sock.recv_into
+        #: ``recv_into`` an input's view without waiting: past a message's last frame, an empty
+        #: queue raises rather than waits for the next message
+        self._recv_input = functools.partial(sock.recv_into, flags=_NOBLOCK)
         self._again = zmq.Again
         #: the delimiter frame of the next message, already received while reading a short one
         self._next_started = False
@@ -77,42 +84,77 @@ class MessageReader:
         Call it once the socket polled readable: it does not ask first, as asking libzmq costs
         about what a poll does.
         """
+        recv = self._recv
         if self._next_started:
             self._next_started = False
-            frames: list[Any] = [b""]
         else:
             try:
-                frames = [self.sock.recv(_NOBLOCK)]
+                first = recv(_NOBLOCK)
             except self._again:
                 return None
-        if frames[0]:  # not a delimiter, so not a message of the frontend's
-            self._take_rest(frames)
-            return parse_frontend_message(frames)  # raises
+            if first:  # not a delimiter, so not a message of the frontend's
+                return self._parse_rest([first])  # raises
         # The fields are received as bytes, without asking whether more frames follow: no field
         # of a well-formed message is empty, so an empty frame is the next message's delimiter.
-        if not (self._next_field(frames) and self._next_field(frames)):
+        # Each is received only while the fields before it are a prediction request's, so any
+        # other message is received here no further than its type frame.
+        version = kind = msg_id = request_type = header_size = header = None
+        try:
+            complete = (
+                (version := recv(_NOBLOCK))
+                and (kind := recv(_NOBLOCK)) == CONTENT_FRAME
+                and version == VERSION_FRAME
+                and (msg_id := recv(_NOBLOCK))
+                and (request_type := recv(_NOBLOCK))
+                and (header_size := recv(_NOBLOCK))
+                and (header := recv(_NOBLOCK))
+            )
+        except self._again:  # the message ended among its fields
+            complete = False
+        if complete:
+            return self._receive_request(msg_id, request_type, header_size, header)  # type: ignore[arg-type]
+        return self._receive_other([version, kind, msg_id, request_type, header_size, header])
+
+    def _receive_request(
+        self, msg_id: bytes, request_type: bytes, header_size: bytes, header: bytes
+    ) -> PredictionRequest:
+        """The rest of a prediction request whose first seven frames have been received."""
+        try:
+            msg_id_value, input_type, sizes = request_head(msg_id, request_type, header_size, header)
+        except ProtocolError:
+            self._discard_rest()
+            raise
+        total = sum(sizes)
+        if sizes and max(sizes) <= INTO_LIMIT and total <= INTO_TOTAL_LIMIT:
+            return PredictionRequest(msg_id_value, input_type, self._receive_into(sizes, total))
+        # no inputs, or large ones: zero-copy frames, counted and checked by the parser
+        head = [b"", VERSION_FRAME, CONTENT_FRAME, msg_id, request_type, header_size, header]
+        return self._parse_rest(head)  # type: ignore[return-value]
+
+    def _receive_other(self, fields: list[bytes | None]) -> FrontendMessage:
+        """The rest of a message whose fields (frames 1-6, None where not received) are not a
+        prediction request's: a heartbeat reply, or a malformed message."""
+        frames = [b""]
+        for field in fields:
+            if field is None:  # the message ended, or the fields before this one were no request's
+                break
+            if not field:  # the delimiter of the next message
+                self._next_started = True
+                break
+            frames.append(field)
+        if len(frames) < 3:
             return parse_frontend_message(frames)  # raises: too few frames
         kind = frames[2]
         if frames[1] != VERSION_FRAME or kind not in (HEARTBEAT_FRAME, CONTENT_FRAME):
-            self._take_rest(frames)
-            return parse_frontend_message(frames)  # raises, naming the field
+            return self._parse_rest(frames)  # raises, naming the field
         if kind == HEARTBEAT_FRAME:
             if self._next_field(frames) and self._more():
                 self._take_rest(frames)
             return parse_frontend_message(frames)
-        while len(frames) < REQUEST_PREFIX_FRAMES:
-            if not self._next_field(frames):
-                return parse_frontend_message(frames)  # raises: too few frames
-        try:
-            head = parse_request_head(frames)
-        except ProtocolError:
-            self._discard_rest()
-            raise
-        sizes = head.sizes
-        total = sum(sizes)
-        if sizes and max(sizes) <= INTO_LIMIT and total <= INTO_TOTAL_LIMIT:
-            return PredictionRequest(head.msg_id, head.input_type, self._receive_into(sizes, total))
-        # no inputs, or large ones: zero-copy frames, counted and checked by the parser
+        return parse_frontend_message(frames)  # raises: a request that ended among its fields
+
+    def _parse_rest(self, frames: list[Any]) -> FrontendMessage:
+        """Receive the rest of the current message into ``frames`` and parse it."""
         self._take_rest(frames)
         return parse_frontend_message(frames)
 
@@ -143,14 +185,52 @@ class MessageReader:
         return len(rest)
 
     def _receive_into(self, sizes: tuple[int, ...], total: int) -> InputFrames:
+        """The inputs of ``sizes``, received into one buffer of ``total`` bytes, checked."""
         joined = memoryview(bytearray(total))
-        equal = len(set(sizes)) == 1
-        inputs = InputFrames((), joined, sizes[0] if equal else None)
-        append, recv_into = inputs.append, self._recv_into
-        offset = 0
-        for i, size in enumerate(sizes):
-            end = offset + size
-            view = joined[offset:end]
+        # each input a view of its part of the buffer, between the running sums of the sizes
+        views = map(joined.__getitem__, map(slice, accumulate(sizes, initial=0), accumulate(sizes)))
+        smallest = min(sizes)
+        inputs = InputFrames(views, joined, smallest if smallest == max(sizes) else None)
+        if smallest:
+            self._receive_all(inputs, sizes)
+        else:
+            self._receive_each(inputs, sizes)
+        if self._more():
+            frames = REQUEST_PREFIX_FRAMES + len(sizes) + self._discard_rest()
+            raise _count_error(len(sizes), frames)
+        return inputs
+
+    def _receive_all(self, views: list[memoryview], sizes: tuple[int, ...]) -> None:
+        """Receive each input into its view when none is empty, so that an empty frame can only
+        be the next message's delimiter.
+
+        The loop runs in C: ``map`` calls ``recv_into`` view by view, and ``dropwhile`` stops at
+        the first frame whose size differs from its input's (a difference that is not 0), so no
+        frame after that one is received. What the iterator over the views has left says which
+        input that was.
+        """
+        pending = iter(views)
+        n = len(sizes)
+        try:
+            wrong = next(dropwhile(not_, map(sub, map(self._recv_input, pending), sizes)), 0)
+        except self._again:  # the message ended early
+            raise _count_error(n, REQUEST_PREFIX_FRAMES + n - length_hint(pending) - 1) from None
+        if wrong:
+            i = n - length_hint(pending) - 1
+            got = sizes[i] + wrong
+            if got == 0:
+                # An empty frame where an input belongs: the delimiter that starts the next
+                # message, so this one ended early.
+                self._next_started = True
+                raise _count_error(n, REQUEST_PREFIX_FRAMES + i)
+            self._discard_rest()
+            raise ProtocolError(f"input {i} is {got} bytes but the header says {sizes[i]}")
+
+    def _receive_each(self, views: list[memoryview], sizes: tuple[int, ...]) -> None:
+        """Receive each input into its view, one at a time, when some are empty: an empty input
+        cannot be told from the next delimiter by its size, so libzmq is asked first."""
+        recv_into = self._recv_into
+        for i, (view, size) in enumerate(zip(views, sizes)):
             if size:
                 try:
                     # Past the message's last frame, NOBLOCK makes an empty queue raise
@@ -159,26 +239,18 @@ class MessageReader:
                 except self._again:
                     raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i) from None
                 if got != size:
-                    if got == 0:
-                        # An empty frame where an input belongs: the delimiter that starts the
-                        # next message, so this one ended early.
+                    if got == 0:  # the next message's delimiter, as in _receive_all
                         self._next_started = True
                         raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
                     self._discard_rest()
                     raise ProtocolError(f"input {i} is {got} bytes but the header says {size}")
-            else:  # an empty input cannot be told from the next delimiter by its size
+            else:
                 if not self._more():
                     raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
                 got = recv_into(view)
                 if got:
                     self._discard_rest()
                     raise ProtocolError(f"input {i} is {got} bytes but the header says 0")
-            append(view)
-            offset = end
-        if self._more():
-            frames = REQUEST_PREFIX_FRAMES + len(sizes) + self._discard_rest()
-            raise _count_error(len(sizes), frames)
-        return inputs
 
     def _more(self) -> bool:
         return bool(self.sock.getsockopt(_RCVMORE))
@@ -203,19 +275,24 @@ def _backend_send() -> Any:
 
 def send_message(sock: zmq.Socket, frames: list[bytes]) -> None:
     """Queue ``frames`` as one message; a full queue drops it with a warning."""
-    import zmq
-
-    more, last = _NOBLOCK | _SNDMORE, _NOBLOCK
     send = _backend_send().__get__(sock)
     try:
-        for frame in frames[:-1]:
-            send(frame, more)
-        send(frames[-1], last)
-    except zmq.Again:
+        # One send per frame, called from C: map makes the calls, a deque of length 0 only
+        # consumes them.
+        deque(map(send, frames[:-1], repeat(_NOBLOCK | _SNDMORE)), 0)
+        send(frames[-1], _NOBLOCK)
+    except _zmq_again():  # looked up only when a send raised
         # Only possible when the frontend has been unreachable long enough to fill the
         # outgoing queue, and then at the first frame (ZeroMQ queues a message whole or not at
         # all); the silence timeout will start a new session.
         logger.warning("frontend unreachable; dropped an outgoing message")
+
+
+@functools.cache
+def _zmq_again() -> type[Exception]:
+    import zmq
+
+    return zmq.Again
 
 
 class Waker:
