@@ -13,14 +13,16 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from clipper_peer import ClipperPeer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import bentolite
 from bentolite.adapters import ClipperDoublesInput
+from bentolite.clipper.batch import encode_outputs
 from bentolite.clipper.container import handler_for
 from bentolite.clipper.protocol import InputType
 from bentolite.clipper.runtime import ClipperRuntime
+from bentolite.exceptions import InferenceError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,6 +97,67 @@ def test_bad_input_is_logged_once_with_its_position(served, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert sum("on 3 inputs failed; predicting them one by one" in m for m in messages) == 1
     assert "request" in messages[-1] and "1 of 3 inputs failed on their own (input 1)" in messages[-1]
+
+
+class Shouting(str):
+    """A str subclass with an encode of its own, which its outputs are encoded with."""
+
+    def encode(self, *args, **kwargs):  # type: ignore[override]
+        return str(self).upper().encode()
+
+
+def reference_payloads(outputs, n):
+    """What encode_outputs answers, written plainly: each output encoded by its own encode."""
+    if not isinstance(outputs, (list, tuple)):
+        return InferenceError
+    if len(outputs) != n:
+        return InferenceError
+    payloads = []
+    for i, output in enumerate(outputs):
+        if isinstance(output, str):
+            try:
+                payloads.append(output.encode())
+            except UnicodeEncodeError as exc:
+                return f"output {i} of the prediction handler is not valid UTF-8 text: {exc}"
+        elif isinstance(output, (bytes, bytearray, memoryview)):
+            payloads.append(bytes(output))
+        else:
+            return f"output {i} of the prediction handler is {type(output).__name__}; expected str or bytes"
+    return payloads
+
+
+text = st.text(st.sampled_from("a\u00e9\ud800\U0001f600"), max_size=4)  # a lone surrogate among them
+output = st.one_of(
+    text, text.map(Shouting), st.binary(max_size=4), st.binary(max_size=4).map(bytearray), st.integers()
+)
+
+
+@settings(max_examples=300)
+@given(
+    outputs=st.one_of(st.lists(output, max_size=5), st.lists(text, max_size=5), st.lists(text).map(tuple)),
+    extra=st.sampled_from([0, 0, 0, 1, -1]),
+)
+@example(outputs=["1.5", Shouting("ok")], extra=0)
+@example(outputs=["1.5", "\ud800"], extra=0)
+def test_encode_outputs_encodes_each_output_as_its_own_encode_does(outputs, extra):
+    n = len(outputs) + extra
+    expected = reference_payloads(outputs, n)
+    try:
+        got = encode_outputs(outputs, n)
+    except InferenceError as exc:
+        assert expected is InferenceError or expected == str(exc)
+    else:
+        assert got == expected
+        assert all(type(p) is bytes for p in got)
+
+
+def test_clipper_adapter_outputs_of_str_are_the_strs_and_others_are_json():
+    adapter = ClipperDoublesInput()
+    assert adapter.to_clipper(["1.5", "x"], 2) == ["1.5", "x"]
+    assert adapter.to_clipper(["1.5", 2], 2) == ["1.5", "2"]
+    assert adapter.to_clipper(("a", "b"), 2) == ["a", "b"]
+    with pytest.raises(InferenceError, match="returned 2 result"):
+        adapter.to_clipper(["a", "b"], 3)
 
 
 @contextlib.contextmanager

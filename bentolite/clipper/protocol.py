@@ -22,7 +22,7 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Union
+from typing import NamedTuple, Union
 
 from bentolite.exceptions import BentoliteError
 
@@ -155,12 +155,10 @@ class InputFrames(list):  # type: ignore[type-arg]
     input if they are all equal: a batch of equal inputs is then one array without a copy.
     """
 
-    __slots__ = ("joined", "size")
-
-    def __init__(self, frames: Any = (), joined: memoryview | None = None, size: int | None = None) -> None:
-        super().__init__(frames)
-        self.joined = joined
-        self.size = size
+    #: set by a reader, after the list is built (a list subclass without an ``__init__`` of its
+    #: own is built in C)
+    joined: memoryview | None = None
+    size: int | None = None
 
 
 class RequestHead(NamedTuple):

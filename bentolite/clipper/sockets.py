@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from itertools import accumulate, dropwhile, repeat
 from operator import length_hint, not_, sub
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bentolite.clipper.parsing import parse_frontend_message, request_head
 from bentolite.clipper.protocol import (
@@ -111,16 +111,10 @@ class MessageReader:
             )
         except self._again:  # the message ended among its fields
             complete = False
-        if complete:
-            return self._receive_request(msg_id, request_type, header_size, header)  # type: ignore[arg-type]
-        return self._receive_other([version, kind, msg_id, request_type, header_size, header])
-
-    def _receive_request(
-        self, msg_id: bytes, request_type: bytes, header_size: bytes, header: bytes
-    ) -> PredictionRequest:
-        """The rest of a prediction request whose first seven frames have been received."""
+        if not complete:
+            return self._receive_other([version, kind, msg_id, request_type, header_size, header])
         try:
-            msg_id_value, input_type, sizes = request_head(msg_id, request_type, header_size, header)
+            msg_id_value, input_type, sizes = request_head(msg_id, request_type, header_size, header)  # type: ignore[arg-type]
         except ProtocolError:
             self._discard_rest()
             raise
@@ -128,8 +122,7 @@ class MessageReader:
         if sizes and max(sizes) <= INTO_LIMIT and total <= INTO_TOTAL_LIMIT:
             return PredictionRequest(msg_id_value, input_type, self._receive_into(sizes, total))
         # no inputs, or large ones: zero-copy frames, counted and checked by the parser
-        head = [b"", VERSION_FRAME, CONTENT_FRAME, msg_id, request_type, header_size, header]
-        return self._parse_rest(head)  # type: ignore[return-value]
+        return self._parse_rest([b"", version, kind, msg_id, request_type, header_size, header])
 
     def _receive_other(self, fields: list[bytes | None]) -> FrontendMessage:
         """The rest of a message whose fields (frames 1-6, None where not received) are not a
@@ -185,14 +178,32 @@ class MessageReader:
         return len(rest)
 
     def _receive_into(self, sizes: tuple[int, ...], total: int) -> InputFrames:
-        """The inputs of ``sizes``, received into one buffer of ``total`` bytes, checked."""
+        """The inputs of ``sizes``, received into one buffer of ``total`` bytes, checked.
+
+        When no input is empty, so that an empty frame can only be the next message's delimiter,
+        the loop runs in C: ``map`` calls ``recv_into`` view by view, and ``dropwhile`` stops at
+        the first frame whose size differs from its input's (a difference that is not 0), so no
+        frame after that one is received. What the iterator over the views has left says which
+        input that was.
+        """
         joined = memoryview(bytearray(total))
         # each input a view of its part of the buffer, between the running sums of the sizes
-        views = map(joined.__getitem__, map(slice, accumulate(sizes, initial=0), accumulate(sizes)))
+        inputs = InputFrames(
+            map(joined.__getitem__, map(slice, accumulate(sizes, initial=0), accumulate(sizes)))
+        )
         smallest = min(sizes)
-        inputs = InputFrames(views, joined, smallest if smallest == max(sizes) else None)
+        inputs.joined = joined
+        inputs.size = smallest if smallest == max(sizes) else None
         if smallest:
-            self._receive_all(inputs, sizes)
+            pending = iter(inputs)
+            try:
+                wrong = next(dropwhile(not_, map(sub, map(self._recv_input, pending), sizes)), 0)
+            except self._again:  # the message ended early, before the input received last
+                i = len(sizes) - length_hint(pending) - 1
+                raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i) from None
+            if wrong:
+                i = len(sizes) - length_hint(pending) - 1
+                self._wrong_size(sizes, i, sizes[i] + wrong)
         else:
             self._receive_each(inputs, sizes)
         if self._more():
@@ -200,31 +211,15 @@ class MessageReader:
             raise _count_error(len(sizes), frames)
         return inputs
 
-    def _receive_all(self, views: list[memoryview], sizes: tuple[int, ...]) -> None:
-        """Receive each input into its view when none is empty, so that an empty frame can only
-        be the next message's delimiter.
-
-        The loop runs in C: ``map`` calls ``recv_into`` view by view, and ``dropwhile`` stops at
-        the first frame whose size differs from its input's (a difference that is not 0), so no
-        frame after that one is received. What the iterator over the views has left says which
-        input that was.
-        """
-        pending = iter(views)
-        n = len(sizes)
-        try:
-            wrong = next(dropwhile(not_, map(sub, map(self._recv_input, pending), sizes)), 0)
-        except self._again:  # the message ended early
-            raise _count_error(n, REQUEST_PREFIX_FRAMES + n - length_hint(pending) - 1) from None
-        if wrong:
-            i = n - length_hint(pending) - 1
-            got = sizes[i] + wrong
-            if got == 0:
-                # An empty frame where an input belongs: the delimiter that starts the next
-                # message, so this one ended early.
-                self._next_started = True
-                raise _count_error(n, REQUEST_PREFIX_FRAMES + i)
-            self._discard_rest()
-            raise ProtocolError(f"input {i} is {got} bytes but the header says {sizes[i]}")
+    def _wrong_size(self, sizes: tuple[int, ...], i: int, got: int) -> NoReturn:
+        """Input ``i`` arrived as a frame of ``got`` bytes, not of ``sizes[i]``."""
+        if got == 0:
+            # An empty frame where an input belongs: the delimiter that starts the next
+            # message, so this one ended early.
+            self._next_started = True
+            raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
+        self._discard_rest()
+        raise ProtocolError(f"input {i} is {got} bytes but the header says {sizes[i]}")
 
     def _receive_each(self, views: list[memoryview], sizes: tuple[int, ...]) -> None:
         """Receive each input into its view, one at a time, when some are empty: an empty input
@@ -239,11 +234,7 @@ class MessageReader:
                 except self._again:
                     raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i) from None
                 if got != size:
-                    if got == 0:  # the next message's delimiter, as in _receive_all
-                        self._next_started = True
-                        raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
-                    self._discard_rest()
-                    raise ProtocolError(f"input {i} is {got} bytes but the header says {size}")
+                    self._wrong_size(sizes, i, got)
             else:
                 if not self._more():
                     raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i)
