@@ -14,9 +14,11 @@ batch in flight), each container in a child process of its own:
 
 In each child a tracer (``threading.settrace``, opcode events) follows the thread that serves the
 socket and does every batch's work (bentolite's ``clipper-serve`` thread, the lean container's
-only loop), from its start. A batch is one turn of that loop: from one call of pyzmq's
-``Poller.poll`` to the next, so the poll, the reading and checking of the request, the decode, the
-user function, the encoding and the send are counted, and the loop's own bookkeeping too. After
+only loop), from its start. A batch is one turn of that loop, from one call of a function the loop
+calls once a turn to the next (pyzmq's ``Poller.poll`` in the lean container, ``MessageReader.receive``
+in bentolite; where the turn is cut does not change its count): the poll, the reading and checking
+of the request, the decode, the user function, the encoding, the send and the loop's own
+bookkeeping are all counted. After
 ``--warmup`` batches per cell, ``--batches`` batches are counted; they are all equal (the table
 says so, or shows the range), so one is enough, and more only prove it.
 
@@ -55,13 +57,19 @@ import numpy as np  # noqa: E402
 import zmq  # noqa: E402
 from clipper_bench import BENTOLITE, TUNED, Frontend, model, save_bundle, serve_lean  # noqa: E402
 
-from bentolite.clipper.protocol import InputType, build_prediction_request  # noqa: E402
+from bentolite.clipper.protocol import (  # noqa: E402
+    HeartbeatType,
+    InputType,
+    build_heartbeat_reply,
+    build_prediction_request,
+)
+from bentolite.clipper.sockets import MessageReader  # noqa: E402
 
 #: (inputs per batch, doubles per input)
 CELLS = ((1, 4), (256, 4))
 NAMES = {TUNED: "lean, tuned", BENTOLITE: "bentolite"}
-#: the function a serving loop calls once per turn, which marks where one batch ends
-POLL_CODE = zmq.Poller.poll.__code__
+#: a function each serving loop calls once per turn, which marks where one batch ends
+TURN_MARKS = {TUNED: zmq.Poller.poll.__code__, BENTOLITE: MessageReader.receive.__code__}
 MODEL_FILES = ("bench_sum_model.py",)  # the service module clipper_bench saves into the bundle
 
 
@@ -69,14 +77,16 @@ MODEL_FILES = ("bench_sum_model.py",)  # the service module clipper_bench saves 
 
 
 class BatchCounter:
-    """Counts the opcodes one thread executes, per function, in segments from poll to poll.
+    """Counts the opcodes one thread executes, per function, in segments from one call of
+    ``turn_mark`` to the next.
 
     A segment in which the user function ran is one batch; :attr:`done` is set once ``wanted`` of
     them are complete (the thread has called poll again after answering the last).
     """
 
-    def __init__(self, thread_name: str, wanted: int) -> None:
+    def __init__(self, thread_name: str, turn_mark: CodeType, wanted: int) -> None:
         self.thread_name = thread_name
+        self.turn_mark = turn_mark
         self.wanted = wanted
         self.batches: list[collections.Counter[CodeType]] = []
         self.done = threading.Event()
@@ -89,7 +99,7 @@ class BatchCounter:
         if threading.current_thread().name != self.thread_name or self.done.is_set():
             return None
         code = frame.f_code
-        if code is POLL_CODE:
+        if code is self.turn_mark:
             self._close_segment()
         elif _is_model(code):
             self._model_calls += 1
@@ -143,7 +153,7 @@ def _layer(code: CodeType) -> str:
 def _child(kind: str, port: int, batches: int, bundle: str | None) -> int:
     """Serve as container ``kind`` until ``batches`` batches are counted; print them as JSON."""
     thread_name = "clipper-serve" if kind == BENTOLITE else "lean-serve"
-    counter = BatchCounter(thread_name, batches)
+    counter = BatchCounter(thread_name, TURN_MARKS[kind], batches)
 
     def report_when_done(stop: Any) -> None:
         counter.done.wait()
@@ -193,6 +203,10 @@ def _drive(kind: str, frontend: Frontend, bundle: Path, warmup: int, batches: in
             assert got == expected, f"{kind} answered {got[:3]}..., expected {expected[:3]}..."
             for _ in range(warmup + batches - 1):
                 frontend.predict(kind, request, size)
+        # A message the container answers with nothing, so that its loop turns once more and
+        # the last batch's turn ends wherever the mark is.
+        keep_alive = build_heartbeat_reply(HeartbeatType.KEEP_ALIVE)
+        frontend.sock.send_multipart([frontend.containers[kind], *keep_alive])
         out, err = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
@@ -229,9 +243,11 @@ def _print_cell(size: int, length: int, counted: dict[str, list[dict[str, int]]]
     totals = {kind: sum(layers.values()) for kind, (layers, _, _) in per_kind.items()}
     print("| **total** | " + " | ".join(f"**{t:,}**" for t in totals.values()) + " |")
     spreads = ", ".join(f"{NAMES[k]} {spread}" for k, (_, spread, _) in per_kind.items())
+    difference = totals[BENTOLITE] - totals[TUNED]
     print(
         f"\nbentolite / lean, tuned: {totals[BENTOLITE] / totals[TUNED]:.2f}x the instructions "
-        f"({totals[BENTOLITE] - totals[TUNED]:,} more per batch; counted batches: {spreads})\n"
+        f"({abs(difference):,} {'more' if difference >= 0 else 'fewer'} per batch; counted "
+        f"batches: {spreads})\n"
     )
     for kind, (_, _, batch) in per_kind.items() if functions else ():
         print(f"{NAMES[kind]}, the {functions} functions running the most instructions:\n")
