@@ -277,38 +277,42 @@ class ClipperRuntime:
                 self.model_version,
                 self.input_type.label,
             )
-            poller = zmq.Poller()
-            poller.register(sock, zmq.POLLIN)
             reader = MessageReader(sock)
             assert self._waker is not None
             waker = self._waker
-            poller.register(waker.fileno(), zmq.POLLIN)
+            # zmq_poll itself, not a Poller: the same call without Poller.poll's Python in front
+            polled = [(sock, zmq.POLLIN), (waker.fileno(), zmq.POLLIN)]
+            poll, monotonic, stopped = zmq.zmq_poll, time.monotonic, self._stop.is_set
+            poll_timeout, silence_timeout = self.poll_timeout, self.silence_timeout
             send_message(sock, _HEARTBEAT)
             # The session start counts as activity, so a session that never hears back is
             # replaced after silence_timeout too.
-            last_inbound = self._last_beat = time.monotonic()
+            last_inbound = self._last_beat = monotonic()
             heard = False
-            while not self._stop.is_set():
-                deadline = last_inbound + self.silence_timeout
+            while not stopped():
+                deadline = last_inbound + silence_timeout
                 if heard:
-                    deadline = min(deadline, max(last_inbound, self._last_beat) + self.poll_timeout)
-                wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
-                for ready, _ in poller.poll(wait_ms):
+                    deadline = min(deadline, max(last_inbound, self._last_beat) + poll_timeout)
+                received = False
+                for ready, _ in poll(polled, max(0, math.ceil((deadline - monotonic()) * 1000))):
                     if ready is sock:
                         self._receive_one(reader, session)
-                        last_inbound = time.monotonic()
-                        heard = True
+                        received = True
                     else:
                         waker.drain()
-                now = time.monotonic()
-                if now - last_inbound >= self.silence_timeout:
+                now = monotonic()
+                if received:  # so neither the silence timeout nor a heartbeat can be due
+                    last_inbound = now
+                    heard = True
+                    continue
+                if now - last_inbound >= silence_timeout:
                     logger.warning(
                         "session %d: nothing heard from the frontend for %.1f s; reconnecting",
                         session,
                         now - last_inbound,
                     )
                     return
-                if heard and now - max(last_inbound, self._last_beat) >= self.poll_timeout:
+                if heard and now - max(last_inbound, self._last_beat) >= poll_timeout:
                     send_message(sock, _HEARTBEAT)
                     self._last_beat = now
         finally:
