@@ -184,31 +184,36 @@ class MessageReader:
         the loop runs in C: ``map`` calls ``recv_into`` view by view, and ``dropwhile`` stops at
         the first frame whose size differs from its input's (a difference that is not 0), so no
         frame after that one is received. What the iterator over the views has left says which
-        input that was.
+        input that was. A single input is the buffer itself.
         """
         joined = memoryview(bytearray(total))
-        # each input a view of its part of the buffer, between the running sums of the sizes
-        inputs = InputFrames(
-            map(joined.__getitem__, map(slice, accumulate(sizes, initial=0), accumulate(sizes)))
-        )
+        n = len(sizes)
         smallest = min(sizes)
-        inputs.joined = joined
-        inputs.size = smallest if smallest == max(sizes) else None
-        if smallest:
+        if not smallest:
+            inputs = InputFrames(_views(joined, sizes))
+            self._receive_each(inputs, sizes)
+        elif n == 1:
+            inputs = InputFrames((joined,))
+            try:
+                got = self._recv_input(joined)
+            except self._again:  # the message ended early
+                raise _count_error(1, REQUEST_PREFIX_FRAMES) from None
+            if got != total:
+                self._wrong_size(sizes, 0, got)
+        else:
+            inputs = InputFrames(_views(joined, sizes))
             pending = iter(inputs)
             try:
                 wrong = next(dropwhile(not_, map(sub, map(self._recv_input, pending), sizes)), 0)
             except self._again:  # the message ended early, before the input received last
-                i = len(sizes) - length_hint(pending) - 1
-                raise _count_error(len(sizes), REQUEST_PREFIX_FRAMES + i) from None
+                raise _count_error(n, REQUEST_PREFIX_FRAMES + n - length_hint(pending) - 1) from None
             if wrong:
-                i = len(sizes) - length_hint(pending) - 1
+                i = n - length_hint(pending) - 1
                 self._wrong_size(sizes, i, sizes[i] + wrong)
-        else:
-            self._receive_each(inputs, sizes)
-        if self._more():
-            frames = REQUEST_PREFIX_FRAMES + len(sizes) + self._discard_rest()
-            raise _count_error(len(sizes), frames)
+        if self.sock.getsockopt(_RCVMORE):
+            raise _count_error(n, REQUEST_PREFIX_FRAMES + n + self._discard_rest())
+        inputs.joined = joined
+        inputs.size = smallest if smallest == max(sizes) else None
         return inputs
 
     def _wrong_size(self, sizes: tuple[int, ...], i: int, got: int) -> NoReturn:
@@ -245,6 +250,12 @@ class MessageReader:
 
     def _more(self) -> bool:
         return bool(self.sock.getsockopt(_RCVMORE))
+
+
+def _views(joined: memoryview, sizes: tuple[int, ...]) -> map[memoryview]:
+    """A view of ``joined`` per input, the inputs back to back: between the running sums of the
+    sizes, sliced in C."""
+    return map(joined.__getitem__, map(slice, accumulate(sizes, initial=0), accumulate(sizes)))
 
 
 def _count_error(inputs: int, frames: int) -> ProtocolError:
