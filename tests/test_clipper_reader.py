@@ -191,6 +191,18 @@ def test_small_inputs_arrive_as_views_of_one_buffer(pair):
     assert all(f.obj is message.inputs.joined.obj for f in message.inputs)
 
 
+def test_a_single_input_is_received_as_its_frames_buffer(pair):
+    router, dealer, routing_id = pair
+    data = struct.pack("<4d", 1.5, 2.5, 3.5, 4.5)
+    router.send_multipart([routing_id, *build_prediction_request(8, InputType.DOUBLES, [data])])
+    assert dealer.poll(5000)
+    message = MessageReader(dealer).receive()
+    assert isinstance(message, PredictionRequest) and message.msg_id == 8
+    (frame,) = message.inputs
+    assert frame is message.inputs.joined and isinstance(frame, memoryview)  # zero-copy, not bytes
+    assert bytes(frame) == data and message.inputs.size == len(data)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     arrays=st.lists(

@@ -28,7 +28,8 @@ logger = logging.getLogger("bentolite.clipper.runtime")
 #: What a runtime serves: the input frames of one batch -> one output string per input.
 #: The frames come as an :class:`~bentolite.clipper.protocol.InputFrames` list. Each is a
 #: bytes-like object: a ``memoryview`` of the one buffer the batch's small inputs were received
-#: into, a pyzmq ``Frame`` for large inputs, ``bytes`` where a test builds the batch itself. It
+#: into (of its zero-copy frame, for a batch of one small input), a pyzmq ``Frame`` for large
+#: inputs, ``bytes`` where a test builds the batch itself. It
 #: has a ``len`` and the buffer protocol, so ``bytes(frame)`` copies it and ``memoryview(frame)``,
 #: ``numpy.frombuffer(frame, ...)`` and ``str(frame, "utf-8")`` read it in place. It stays valid
 #: for as long as a reference to it is kept, and no other batch shares its bytes.

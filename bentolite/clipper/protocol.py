@@ -151,8 +151,9 @@ class InputFrames(list):  # type: ignore[type-arg]
     """The input frames of one prediction request, in input order (bytes-like objects).
 
     When a reader received every input into one buffer, :attr:`joined` is that buffer (the
-    inputs back to back, each frame a view of its part) and :attr:`size` the size of every
-    input if they are all equal: a batch of equal inputs is then one array without a copy.
+    inputs back to back, each frame a view of its part; for a single input, the frame itself)
+    and :attr:`size` the size of every input if they are all equal: a batch of equal inputs is
+    then one array without a copy.
     """
 
     #: set by a reader, after the list is built (a list subclass without an ``__init__`` of its

@@ -23,7 +23,7 @@ silence) and differs where that container loses the replica or gives wrong answe
   the container serves without metrics.
 
 The inputs of a request are received straight into one buffer of their own (``sockets.py``),
-large ones as zero-copy frames; the handler gets views of them, never copies.
+a single one or large ones as zero-copy frames; the handler gets views of them, never copies.
 
 pyzmq is imported when :meth:`ClipperRuntime.run` starts, never at import time.
 """

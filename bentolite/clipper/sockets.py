@@ -1,7 +1,7 @@
 """The ZeroMQ plumbing of the Clipper runtime: whole messages in and out, and a wake-up.
 
 * :class:`MessageReader`: the frontend's next message, parsed; a prediction request's inputs
-  are received into one buffer when they are small;
+  are received into one buffer when they are small (a single one is its frame's buffer);
 * :func:`send_message`: a message sent frame by frame, never blocking;
 * :class:`Waker`: a socket pair whose read end a poll watches, so that any thread (or a signal
   handler) can interrupt the socket loop's poll.
@@ -61,8 +61,9 @@ class MessageReader:
 
     A prediction request's inputs are received straight into one buffer (its
     :class:`~bentolite.clipper.protocol.InputFrames` are views of it), sized from the input
-    header. Every frame is still checked: a message with fewer or more frames than its header
-    declares, or an input of another size, raises :class:`ProtocolError` and is consumed whole.
+    header; a single input's buffer is its zero-copy frame's. Every frame is still checked: a
+    message with fewer or more frames than its header declares, or an input of another size,
+    raises :class:`ProtocolError` and is consumed whole.
     """
 
     def __init__(self, sock: zmq.Socket) -> None:
@@ -74,6 +75,8 @@ class MessageReader:
         #: ``recv_into`` an input's view without waiting: past a message's last frame, an empty
         #: queue raises rather than waits for the next message
         self._recv_input = functools.partial(sock.recv_into, flags=_NOBLOCK)
+        #: the next frame as a zero-copy frame, without waiting
+        self._recv_frame = functools.partial(sock.recv, _NOBLOCK, copy=False)
         self._again = zmq.Again
         #: the delimiter frame of the next message, already received while reading a short one
         self._next_started = False
@@ -184,24 +187,32 @@ class MessageReader:
         the loop runs in C: ``map`` calls ``recv_into`` view by view, and ``dropwhile`` stops at
         the first frame whose size differs from its input's (a difference that is not 0), so no
         frame after that one is received. What the iterator over the views has left says which
-        input that was. A single input is the buffer itself.
+        input that was.
+
+        A single input is received as a zero-copy frame instead, whose buffer is the one buffer:
+        the frame says whether more frames follow, which costs less than receiving into a
+        buffer and then asking libzmq.
         """
-        joined = memoryview(bytearray(total))
         n = len(sizes)
         smallest = min(sizes)
-        if not smallest:
-            inputs = InputFrames(_views(joined, sizes))
-            self._receive_each(inputs, sizes)
-        elif n == 1:
-            inputs = InputFrames((joined,))
+        if n == 1 and smallest:
             try:
-                got = self._recv_input(joined)
+                frame = self._recv_frame()
             except self._again:  # the message ended early
                 raise _count_error(1, REQUEST_PREFIX_FRAMES) from None
+            got = len(frame)
             if got != total:
                 self._wrong_size(sizes, 0, got)
-        else:
-            inputs = InputFrames(_views(joined, sizes))
+            if frame.more:
+                raise _count_error(1, REQUEST_PREFIX_FRAMES + 1 + self._discard_rest())
+            joined = frame.buffer
+            inputs = InputFrames((joined,))
+            inputs.joined = joined
+            inputs.size = total
+            return inputs
+        joined = memoryview(bytearray(total))
+        inputs = InputFrames(_views(joined, sizes))
+        if smallest:
             pending = iter(inputs)
             try:
                 wrong = next(dropwhile(not_, map(sub, map(self._recv_input, pending), sizes)), 0)
@@ -210,6 +221,8 @@ class MessageReader:
             if wrong:
                 i = n - length_hint(pending) - 1
                 self._wrong_size(sizes, i, sizes[i] + wrong)
+        else:
+            self._receive_each(inputs, sizes)
         if self.sock.getsockopt(_RCVMORE):
             raise _count_error(n, REQUEST_PREFIX_FRAMES + n + self._discard_rest())
         inputs.joined = joined
