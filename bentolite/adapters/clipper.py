@@ -176,7 +176,7 @@ class ClipperInput(Adapter):
                 f"{self.clipper_input_type} input of {size} bytes is not a whole number of "
                 f"{itemsize}-byte values"
             )
-        batch = np.frombuffer(joined, dtype=self.wire_dtype).reshape(n, size // itemsize)
+        batch = np.frombuffer(joined, self.wire_dtype).reshape(n, size // itemsize)
         batch.flags.writeable = False  # read-only, like bytes, whatever buffer it views
         return list(batch)
 

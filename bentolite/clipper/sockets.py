@@ -294,11 +294,12 @@ def _backend_send() -> Any:
 def send_message(sock: zmq.Socket, frames: list[bytes]) -> None:
     """Queue ``frames`` as one message; a full queue drops it with a warning."""
     send = _backend_send().__get__(sock)
+    *first, last = frames
     try:
         # One send per frame, called from C: map makes the calls, a deque of length 0 only
         # consumes them.
-        deque(map(send, frames[:-1], repeat(_NOBLOCK | _SNDMORE)), 0)
-        send(frames[-1], _NOBLOCK)
+        deque(map(send, first, repeat(_NOBLOCK | _SNDMORE)), 0)
+        send(last, _NOBLOCK)
     except _zmq_again():  # looked up only when a send raised
         # Only possible when the frontend has been unreachable long enough to fill the
         # outgoing queue, and then at the first frame (ZeroMQ queues a message whole or not at
