@@ -8,12 +8,34 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 CLI = [sys.executable, "-c", "from bentolite.cli import main; main()"]
+
+
+@contextmanager
+def uvicorn_in_thread(config) -> Iterator[int]:
+    """A uvicorn server of ``config`` (``port=0``) running in a thread of this process; its port."""
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def free_port() -> int:

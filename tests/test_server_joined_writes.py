@@ -9,13 +9,12 @@ import asyncio
 import functools
 import json
 import socket
-import threading
-import time
 
 import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from live_server import uvicorn_in_thread
 from server_services import Faulty
 
 import bentolite.server.protocol as protocol_module
@@ -189,16 +188,8 @@ def served(request, monkeypatch):
         log_level="warning",
         access_log=False,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield server.servers[0].sockets[0].getsockname()[1], writes
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(config) as port:
+        yield port, writes
 
 
 def _post(body: bytes, *extra: bytes) -> bytes:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import functools
 import json
 import socket
-import threading
-import time
 
 import pytest
 import uvicorn
+from live_server import uvicorn_in_thread
 from server_services import Faulty
 
 from bentolite.server import create_app
@@ -37,16 +36,8 @@ def port(request):
         log_level="warning",
         access_log=False,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(config) as port:
+        yield port
 
 
 def exchange(port: int, data: bytes) -> tuple[int, dict, bytes]:
