@@ -23,11 +23,12 @@ when the previous answer arrives; 1 thread, 32 connections by default):
 The servers run on CPU 0 and wrk on CPU 1 (taskset), so the load generator never competes with
 the server. Every side runs once per round, after a warm-up, and a ratio is computed within each
 round. The load of this kind of machine drifts within seconds, so each side runs right next to
-the baseline it is compared with: a round runs the ndarray group (``batch=True``, ``raw ndarray``,
-``NdarrayInput``, ``+ access log``, ``BentoML``, in that order, so each ratio's two sides are
-neighbours) and the DataFrame pair, and every other round runs both groups in reverse order, so
-neither side of a pair always goes first. The table shows the mean over the rounds and the
-range, which is the noise of the machine.
+the baseline it is compared with: a round runs the ndarray group (``BentoML``, ``batch=True``,
+``raw ndarray``, ``NdarrayInput``, ``+ access log``, in that order, so each close ratio's two
+sides are neighbours, and BentoML's aftermath falls on neither side of the closest one) and the
+DataFrame pair, and every other round runs both groups in reverse order, so neither side of a
+pair always goes first; a second of idle time separates two runs. The table shows the mean over
+the rounds and the range, which is the noise of the machine.
 
 ``--fixed-cost`` adds the batching table: a model costing 5 ms of CPU per call whatever its batch
 size, unbatched against batched, at 1, 8, 32 and 64 connections.
@@ -237,9 +238,12 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> Run:
 
 #: the order a round runs the sides in: each ratio's two sides are neighbours (see the docstring)
 ROUND_ORDER = (
-    ("batch=True", "raw ndarray", "NdarrayInput", "+ access log", "BentoML"),
+    ("BentoML", "batch=True", "raw ndarray", "NdarrayInput", "+ access log"),
     ("raw DataFrame", "DataframeInput"),
 )
+#: idle seconds between two runs, so that what a server still does after its run (BentoML's
+#: processes most of all) does not fall into the next server's
+SETTLE_SECONDS = 1.0
 
 
 def round_order(sides: list[Side]) -> list[Side]:
@@ -255,6 +259,7 @@ def interleaved(sides: list[Side], clients: int, seconds: float, rounds: int) ->
     loads = []
     for index in range(rounds):
         for side in sides if index % 2 == 0 else sides[::-1]:
+            time.sleep(SETTLE_SECONDS)
             side.run(clients, seconds)
         loads.append(os.getloadavg()[0])
     return loads
