@@ -181,8 +181,6 @@ class ClipperInput(Adapter):
         return list(batch)
 
     def to_clipper(self, result: Any, n: int) -> list[str]:
-        if type(result) is list and len(result) == n and set(map(type, result)) == {str}:
-            return result  # the usual result, one str per input: those are the outputs (checked in C)
         check_result_length(result, n)
         return [item if type(item) is str else _output_text(item) for item in result]
 

@@ -112,11 +112,6 @@ class BatchPredictor:
 
 def encode_outputs(outputs: Any, n: int) -> list[bytes]:
     """The handler's outputs as UTF-8 payloads, or InferenceError naming what is wrong."""
-    if type(outputs) is list and len(outputs) == n and set(map(type, outputs)) == {str}:
-        try:
-            return list(map(str.encode, outputs))  # the usual outputs, encoded in C
-        except UnicodeEncodeError:
-            pass  # named below
     if not isinstance(outputs, (list, tuple)):
         raise InferenceError(
             f"the prediction handler returned {type(outputs).__name__}; expected a list of {n} strings"
@@ -124,7 +119,7 @@ def encode_outputs(outputs: Any, n: int) -> list[bytes]:
     if len(outputs) != n:
         raise InferenceError(f"the prediction handler returned {len(outputs)} output(s) for {n} input(s)")
     try:
-        return [o.encode() for o in outputs]
+        return [o.encode() for o in outputs]  # the common case: every output a str
     except (AttributeError, UnicodeEncodeError):
         pass
     payloads = []

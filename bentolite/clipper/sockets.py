@@ -138,11 +138,10 @@ class MessageReader:
         kind = frames[2]
         if frames[1] != VERSION_FRAME or kind not in (HEARTBEAT_FRAME, CONTENT_FRAME):
             return self._parse_rest(frames)  # raises, naming the field
-        if kind == HEARTBEAT_FRAME:
-            if self._next_field(frames) and self._more():
-                self._take_rest(frames)
-            return parse_frontend_message(frames)
-        return parse_frontend_message(frames)  # raises: a request that ended among its fields
+        # a heartbeat reply, or (raises) a request that ended among its fields
+        if kind == HEARTBEAT_FRAME and self._next_field(frames) and self._more():
+            self._take_rest(frames)
+        return parse_frontend_message(frames)
 
     def _parse_rest(self, frames: list[Any]) -> FrontendMessage:
         """Receive the rest of the current message into ``frames`` and parse it."""
