@@ -42,8 +42,13 @@ class Deadlines:
     async def run(self, slot: int, work: Awaitable[T]) -> T:
         """Await ``work`` for the request in ``slot``; ``TimeoutError`` once it has run for
         ``seconds``."""
-        task = asyncio.current_task()
-        assert task is not None
+        # with the loop named, current_task skips get_running_loop, whose check that the loop
+        # belongs to this process is a getpid system call in CPython 3.11; a task found for the
+        # loop of the last request is the running task, as on that loop it can only be
+        task = asyncio.current_task(self._loop) if self._loop is not None else None
+        if task is None:  # the first request, or a new event loop
+            task = asyncio.current_task()
+            assert task is not None
         cancelling = task.cancelling()  # type: ignore[attr-defined]
         self._watch(slot, task)
         try:
@@ -61,7 +66,7 @@ class Deadlines:
         return result
 
     def _watch(self, slot: int, task: asyncio.Task[Any]) -> None:
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         if loop is not self._loop:  # a new event loop: what the old one held is gone with it
             self._loop, self._timer = loop, None
             self._pending = [None] * len(self._pending)

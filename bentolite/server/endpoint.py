@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
+from bentolite.server.answer_cycle import WHOLE_ANSWER
 from bentolite.server.batching import Batcher
 from bentolite.server.errors import error_response, internal_error
 from bentolite.server.inline import InlinePolicy
@@ -42,22 +44,49 @@ def _declared_length(headers: dict[str, str]) -> int:
     return int(value) if value is not None and value.isdigit() else 0
 
 
-_CONTENT_TYPES: dict[str, bytes] = {}
+#: media type -> (Content-Type value, whether that value may go out without uvicorn's check)
+_CONTENT_TYPES: dict[str, tuple[bytes, bool]] = {}
+_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # what uvicorn refuses in a header value
+
+
+def _content_type(media_type: str) -> tuple[bytes, bool]:
+    """The Content-Type of an answer of ``media_type``, as Starlette's ``Response`` writes it
+    (a ``text/`` type without a charset gets ``charset=utf-8``), and whether it is a valid
+    header value."""
+    known = _CONTENT_TYPES.get(media_type)
+    if known is not None:
+        return known
+    text = media_type
+    if text.startswith("text/") and "charset=" not in text.lower():
+        text += "; charset=utf-8"
+    value = text.encode("latin-1")
+    known = (value, _UNSAFE_VALUE.search(value) is None)
+    if len(_CONTENT_TYPES) < 64:  # the types an app answers with are few; a bound all the same
+        _CONTENT_TYPES[media_type] = known
+    return known
 
 
 def _head(answer: HttpResponse, extra: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The headers of an adapter's answer, as Starlette's ``Response`` would write them (a
-    ``text/`` type without a charset gets ``charset=utf-8``), without building one; then
-    ``extra``."""
-    content_type = _CONTENT_TYPES.get(answer.media_type)
-    if content_type is None:
-        text = answer.media_type
-        if text.startswith("text/") and "charset=" not in text.lower():
-            text += "; charset=utf-8"
-        content_type = text.encode("latin-1")
-        if len(_CONTENT_TYPES) < 64:  # the types an app answers with are few; a bound all the same
-            _CONTENT_TYPES[answer.media_type] = content_type
-    return [(b"content-length", b"%d" % len(answer.body)), (b"content-type", content_type), *extra]
+    """The headers of an adapter's answer, as Starlette's ``Response`` would write them, without
+    building one; then ``extra``."""
+    return [
+        (b"content-length", b"%d" % len(answer.body)),
+        (b"content-type", _content_type(answer.media_type)[0]),
+        *extra,
+    ]
+
+
+def _head_lines(answer: HttpResponse, extra: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    """The same headers as rendered header lines, for the one-message answer
+    (``answer_cycle.py``); None when the content type is not a valid header value (uvicorn's
+    own check then refuses it)."""
+    content_type, valid = _content_type(answer.media_type)
+    if not valid:
+        return None
+    lines = b"content-length: %d\r\ncontent-type: %s\r\n" % (len(answer.body), content_type)
+    for name, value in extra:
+        lines += name + b": " + value + b"\r\n"
+    return lines
 
 
 def _cancelled(exc: BaseException) -> bool:
@@ -110,10 +139,20 @@ class ApiEndpoint:
         await self.serve(scope, receive, send)
 
     async def serve(
-        self, scope: Scope, receive: Receive, send: Send, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        server_send: bool = False,
     ) -> tuple[int, int]:
-        """Answer one request, ``extra_headers`` (the request id) added to the answer; its status
-        and body size, for the access log. Every error is answered here, a bug as a logged 500."""
+        """Answer one request, ``extra_headers`` (the request id, a valid header by construction)
+        added to the answer; its status and body size, for the access log. Every error is
+        answered here, a bug as a logged 500.
+
+        ``server_send`` says that ``send`` is the server's own, with no middleware between that
+        would need to see the answer's head: the answer may then go in one message, where the
+        server takes one (``answer_cycle.py``)."""
         started = time.perf_counter()
         in_flight = self.metrics.in_flight
         in_flight.inc()
@@ -132,14 +171,23 @@ class ApiEndpoint:
                     self.state.in_flight.leave(slot)
             if isinstance(response, HttpResponse):
                 status, body = response.status, response.body
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": _head(response, extra_headers),
-                    }
+                extensions = scope.get("extensions") if server_send else None
+                head = (
+                    _head_lines(response, extra_headers)
+                    if extensions and WHOLE_ANSWER in extensions
+                    else None
                 )
-                await send({"type": "http.response.body", "body": body})
+                if head is not None:  # one message, where the server takes it (answer_cycle.py)
+                    await send({"type": WHOLE_ANSWER, "status": status, "head": head, "body": body})
+                else:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": status,
+                            "headers": _head(response, extra_headers),
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
             else:
                 status, body = response.status_code, response.body
                 response.raw_headers.extend(extra_headers)

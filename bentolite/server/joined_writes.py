@@ -70,6 +70,16 @@ class JoiningTransport:
         else:
             self._write(held + data)
 
+    def write_whole(self, data: bytes) -> None:
+        """Write ``data``, which needs nothing joined to it (a whole answer), now, after what is
+        held."""
+        held = self._held
+        if held is None:
+            self._write(data)
+        else:
+            self._held = None
+            self._write(held + data)
+
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
             self.write(data)

@@ -97,7 +97,7 @@ class RequestIdMiddleware:
             direct = self.direct.get(scope["path"])
         try:
             if direct is not None:  # it answers every error itself, and adds the header
-                status, size = await direct.serve(scope, receive, send, (id_header,))
+                status, size = await direct.serve(scope, receive, send, (id_header,), server_send=True)
             else:
 
                 async def send_with_id(message: Message) -> None:

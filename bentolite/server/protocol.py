@@ -17,7 +17,9 @@ answers an oversized head with a plain-text 400. :class:`BoundedHttpToolsProtoco
 
 Both also hand uvicorn their connection's transport wrapped in a
 :class:`~bentolite.server.joined_writes.JoiningTransport`, so that an answer's head and body
-leave in one write (``joined_writes.py``).
+leave in one write (``joined_writes.py``). Over httptools, each request's cycle is an
+:class:`~bentolite.server.answer_cycle.AnswerCycle`, which also takes an API's whole answer in
+one message (``answer_cycle.py``).
 
 The header bound is ``Limits.max_header_size``: h11 enforces it itself
 (``max_incomplete_event_size``); over httptools the bytes of a head not yet complete are counted.
@@ -39,7 +41,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+    from bentolite.server.answer_cycle import WHOLE_ANSWER, AnswerCycle
 except ImportError:  # httptools is not installed (it has no wheels for some platforms)
     HttpToolsProtocol = None
 
@@ -247,6 +251,9 @@ if HttpToolsProtocol is not None:
             super().__init__(config, server_state, app_state, _loop)
             self._init_bounds(header_timeout, max_header_size)
             self._in_head = True
+            #: the scope extensions of this connection's requests (none while uvicorn's own
+            #: access log is on: it is written in the ``send`` the one-message answer skips)
+            self._extensions = None if self.access_log else {WHOLE_ANSWER: {}}
 
         def _awaiting_head(self) -> bool:
             return self._in_head
@@ -272,6 +279,21 @@ if HttpToolsProtocol is not None:
             # _in_head again (on_message_complete) by the time data_received returns
             self._disarm()
             super().on_headers_complete()
+            cycle = self.cycle
+            # the task uvicorn just created for the cycle has not run yet: its first step is the
+            # next of the loop, so the class and the scope are this request's before the app runs
+            if (
+                self._extensions is not None
+                and cycle is not None
+                and cycle.scope is self.scope
+                and type(cycle) is RequestResponseCycle
+            ):
+                cycle.__class__ = AnswerCycle
+                extensions = self.scope.get("extensions")
+                if extensions is None:
+                    self.scope["extensions"] = self._extensions
+                else:
+                    extensions[WHOLE_ANSWER] = {}
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
