@@ -77,6 +77,10 @@ class Run:
     requests: int = 0
     #: CPU time of the server's processes (all threads, all children) per answered request
     cpu_us: float = 0.0
+    #: the 99.9th percentile and the longest answer, which show the rare long stalls that set
+    #: a short run's p99 (from the script's ``done`` hook; 0 when the script has none)
+    p999_ms: float = 0.0
+    max_ms: float = 0.0
 
 
 @dataclass
@@ -102,6 +106,9 @@ class Side:
 
     def mean(self, attr: str) -> float:
         return statistics.fmean(getattr(run, attr) for run in self.runs)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(run, attr) for run in self.runs)
 
 
 def free_port() -> int:
@@ -206,6 +213,9 @@ def post_script(directory: Path, name: str, body: str) -> Path:
         'wrk.method = "POST"\n'
         f"wrk.body = [==[{body}]==]\n"  # a Lua long string: the JSON needs no escaping
         'wrk.headers["Content-Type"] = "application/json"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("tail p99.9 %d us max %d us\\n", latency:percentile(99.9), latency.max))\n'
+        "end\n"
     )
     return path
 
@@ -233,7 +243,11 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> Run:
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
     done = re.search(r"(\d+) requests in", out)
-    return Run(float(rate.group(1)), percentiles["50"], percentiles["99"], errors, int(done.group(1)))
+    run = Run(float(rate.group(1)), percentiles["50"], percentiles["99"], errors, int(done.group(1)))
+    tail = re.search(r"tail p99\.9 (\d+) us max (\d+) us", out)
+    if tail:
+        run.p999_ms, run.max_ms = int(tail.group(1)) / 1000, int(tail.group(2)) / 1000
+    return run
 
 
 #: the order a round runs the sides in: each ratio's two sides are neighbours (see the docstring)
@@ -326,7 +340,8 @@ def ratio_text(side: Side, base: Side) -> str:
         text += f" ({min(ratios):.2f}-{max(ratios):.2f})"
     lower = sum(a.p99_ms <= b.p99_ms for a, b in zip(side.runs, base.runs))
     text += f", CPU {base.mean('cpu_us') / side.mean('cpu_us'):.2f}x"
-    return text + f", p99 no higher in {lower} of {len(side.runs)} rounds"
+    text += f", p99 no higher in {lower} of {len(side.runs)} rounds"
+    return text + f" (median p99 {side.median('p99_ms'):.1f} vs {base.median('p99_ms'):.1f} ms)"
 
 
 def spread(side: Side) -> str:
@@ -457,7 +472,15 @@ def main() -> None:
         "batch=True": ["raw ndarray", "BentoML"],
         "+ access log": ["NdarrayInput"],
     }
-    header = ["server", "req/s (mean, ± half range)", "p50 ms", "p99 ms", "server CPU µs/req"]
+    header = [
+        "server",
+        "req/s (mean, ± half range)",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "server CPU µs/req",
+    ]
     header += ["ratio: req/s (range over rounds), CPU per request", "errors"]
     print(table_header(header))
     for side in sides:
@@ -469,7 +492,8 @@ def main() -> None:
         extra = f"; mean batch {mean_batch:.1f}" if side.name == "batch=True" else ""
         print(
             f"| {side.name} | {fmt(side.mean('requests_per_s'))}{spread(side)} | "
-            f"{side.mean('p50_ms'):.1f} | {side.mean('p99_ms'):.1f} | {side.mean('cpu_us'):,.0f} | "
+            f"{side.mean('p50_ms'):.1f} | {side.mean('p99_ms'):.1f} | {side.mean('p999_ms'):.1f} | "
+            f"{side.mean('max_ms'):.1f} | {side.mean('cpu_us'):,.0f} | "
             f"{'; '.join(ratios) or 'baseline'}{extra} | {sum(run.errors for run in side.runs)} |"
         )
     if fixed_rows:
