@@ -32,6 +32,7 @@ h11 protocol), and not where uvicorn's own access log is on (that log is written
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bentolite.server.joined_writes import HOLD_LIMIT
@@ -39,15 +40,19 @@ from bentolite.server.joined_writes import HOLD_LIMIT
 #: the type of the one message an API answer is sent in, and the scope extension announcing it
 WHOLE_ANSWER = "bentolite.http.response.whole"
 
+#: what uvicorn refuses in a header value (its ``HEADER_VALUE_RE``, here also where httptools is not)
+_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
 try:
-    from uvicorn.protocols.http.httptools_impl import (
-        HEADER_RE,
-        HEADER_VALUE_RE,
-        STATUS_LINE,
-        RequestResponseCycle,
-    )
+    from uvicorn.protocols.http.httptools_impl import HEADER_RE, STATUS_LINE, RequestResponseCycle
 except ImportError:  # httptools is not installed: the h11 protocol serves, with uvicorn's own cycle
     RequestResponseCycle = object
+
+
+def valid_header_value(value: bytes) -> bool:
+    """Whether uvicorn would send ``value`` as a header value."""
+    return _UNSAFE_VALUE.search(value) is None
+
 
 #: the last list of default headers rendered, and its rendering
 _defaults: tuple[Any, bytes] = (None, b"")
@@ -63,7 +68,7 @@ def render_defaults(headers: list[tuple[bytes, bytes]]) -> bytes:
     for name, value in headers:
         if HEADER_RE.search(name):
             raise RuntimeError("Invalid HTTP header name.")
-        if HEADER_VALUE_RE.search(value):
+        if not valid_header_value(value):
             raise RuntimeError("Invalid HTTP header value.")
         lines.append(name.lower() + b": " + value + b"\r\n")
     rendered = b"".join(lines)
@@ -104,5 +109,5 @@ class AnswerCycle(RequestResponseCycle):  # type: ignore[misc,valid-type]
             transport.write(body)
         self.message_event.set()
         if not self.keep_alive:
-            self.transport.close()
+            transport.close()
         self.on_response()

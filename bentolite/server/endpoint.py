@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from bentolite.adapters.base import HttpRequest, HttpResponse
 from bentolite.exceptions import BadInput, BentoliteError, InferenceError, Overloaded
-from bentolite.server.answer_cycle import WHOLE_ANSWER
+from bentolite.server.answer_cycle import WHOLE_ANSWER, valid_header_value
 from bentolite.server.batching import Batcher
 from bentolite.server.errors import error_response, internal_error
 from bentolite.server.inline import InlinePolicy
@@ -46,7 +45,6 @@ def _declared_length(headers: dict[str, str]) -> int:
 
 #: media type -> (Content-Type value, whether that value may go out without uvicorn's check)
 _CONTENT_TYPES: dict[str, tuple[bytes, bool]] = {}
-_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # what uvicorn refuses in a header value
 
 
 def _content_type(media_type: str) -> tuple[bytes, bool]:
@@ -60,7 +58,7 @@ def _content_type(media_type: str) -> tuple[bytes, bool]:
     if text.startswith("text/") and "charset=" not in text.lower():
         text += "; charset=utf-8"
     value = text.encode("latin-1")
-    known = (value, _UNSAFE_VALUE.search(value) is None)
+    known = (value, valid_header_value(value))
     if len(_CONTENT_TYPES) < 64:  # the types an app answers with are few; a bound all the same
         _CONTENT_TYPES[media_type] = known
     return known
@@ -83,6 +81,7 @@ def _head_lines(answer: HttpResponse, extra: Sequence[tuple[bytes, bytes]]) -> b
     content_type, valid = _content_type(answer.media_type)
     if not valid:
         return None
+    # rendered here rather than from _head's list: this is every API answer's path
     lines = b"content-length: %d\r\ncontent-type: %s\r\n" % (len(answer.body), content_type)
     for name, value in extra:
         lines += name + b": " + value + b"\r\n"
