@@ -48,6 +48,7 @@ except ImportError:  # httptools is not installed (it has no wheels for some pla
     HttpToolsProtocol = None
 
 from bentolite.exceptions import BadInput, BentoliteError, RequestHeaderTooLarge, RequestTimeout, UriTooLong
+from bentolite.server.fair_start import FairStart
 from bentolite.server.joined_writes import JoiningTransport
 
 LINGER_SECONDS = 2.0
@@ -247,9 +248,13 @@ if HttpToolsProtocol is not None:
             *,
             header_timeout: float = 10.0,
             max_header_size: int = DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+            fair_start: FairStart | None = None,
         ) -> None:
             super().__init__(config, server_state, app_state, _loop)
             self._init_bounds(header_timeout, max_header_size)
+            self._fair_start = fair_start
+            #: when this connection became ready for its next request (``fair_start.py``)
+            self._readiness = 0
             self._in_head = True
             #: the scope extensions of this connection's requests (none while uvicorn's own
             #: access log is on: it is written in the ``send`` the one-message answer skips)
@@ -260,6 +265,7 @@ if HttpToolsProtocol is not None:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(JoiningTransport(transport, self.loop))  # type: ignore[arg-type]
+            self._readiness = FairStart.ready()
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -300,6 +306,18 @@ if HttpToolsProtocol is not None:
             self._in_head = True  # what follows on this connection is the next request's head
             self._head_bytes = 0
 
+        def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+            """uvicorn (0.45 and later) starts each request here: with a :class:`FairStart`, at
+            the end of the loop's turn, oldest-waiting connection first."""
+            if self._fair_start is None:
+                super()._start_asgi_task(cycle, app)
+            else:
+                self._fair_start.start(self.loop, self._readiness, super()._start_asgi_task, cycle, app)
+
+        def on_response_complete(self) -> None:
+            self._readiness = FairStart.ready()  # before uvicorn starts a pipelined request
+            super().on_response_complete()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_timer()
             super().connection_lost(exc)
@@ -320,6 +338,9 @@ def protocol_factory(header_timeout: float, max_header_size: int) -> Callable[..
     httptools' when it is installed, else h11's."""
     if HttpToolsProtocol is not None:
         return functools.partial(
-            BoundedHttpToolsProtocol, header_timeout=header_timeout, max_header_size=max_header_size
+            BoundedHttpToolsProtocol,
+            header_timeout=header_timeout,
+            max_header_size=max_header_size,
+            fair_start=FairStart(),
         )
     return functools.partial(BoundedH11Protocol, header_timeout=header_timeout)
