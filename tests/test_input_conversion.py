@@ -119,6 +119,16 @@ def test_extra_named_fields_are_dropped_and_columns_ordered():
     assert list(df.columns) == IRIS and df.iloc[0].tolist() == [1, 2, 3, 4]
 
 
+def test_every_column_sent_must_be_as_long_as_the_others():
+    """An undeclared column is dropped, but still part of the table sent: one of another length
+    means the columns do not line up, so the request is refused rather than half read."""
+    columns = {c: [float(i)] for i, c in enumerate(IRIS)}
+    assert iris.from_http(req({**columns, "extra": ["x"]})).iloc[0].tolist() == [0.0, 1.0, 2.0, 3.0]
+    message = refused(iris, {**columns, "extra": []})
+    assert "column 'extra' has 0 values, but column 'sepal_length' has 1" in message
+    assert "column 'extra' is a string, not an array of values" in refused(iris, {**columns, "extra": "x"})
+
+
 def test_undeclared_columns_take_one_type_each():
     plain = DataframeInput()
     df = plain.from_http(req([{"n": 1, "s": "a", "b": True}, {"n": 2, "s": "b", "b": False}]))

@@ -130,9 +130,10 @@ def _from_columns(obj: dict[str, Any], declared: list[str] | None) -> Table:
         missing = [c for c in declared if c not in obj]
         if missing:
             raise BadInput(f"the input is missing {column_names(missing)}")
-        obj = {c: obj[c] for c in declared}
     if not obj:
         raise BadInput("the input holds no columns")
+    # every column sent, declared or not, is checked: columns of different lengths are no table,
+    # and which of them is right cannot be known
     length = None
     first = None
     for name, values in obj.items():
@@ -147,6 +148,8 @@ def _from_columns(obj: dict[str, Any], declared: list[str] | None) -> Table:
             raise BadInput(f"column {name!r} has {len(values)} values, but column {first!r} has {length}")
     if not length:
         raise BadInput("the input holds no rows")
+    if declared is not None:
+        obj = {c: obj[c] for c in declared}
     return Table(dict(obj), length)
 
 
