@@ -38,7 +38,9 @@ class JoiningTransport:
         self.transport = transport
         self._write = transport.write
         self._call_soon = loop.call_soon
+        self._call_later = loop.call_later
         self._held: bytes | None = None
+        self._linger: float | None = None
         # the calls that only pass through go straight to the transport's own methods
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
@@ -100,10 +102,29 @@ class JoiningTransport:
         return self.transport.get_write_buffer_size() + len(self._held or b"")
 
     # --- the connection --------------------------------------------------------------------------
+    def linger_on_close(self, seconds: float) -> None:
+        """Make :meth:`close` a lingering close: what was written is sent, the connection is
+        half-closed, what the client still sends is read (its protocol drops it), and the
+        connection closes when the client closes its side or after ``seconds``. Closed at once
+        with bytes of the client's unread, the kernel would reset the connection, and the client
+        could lose the end of its answer."""
+        self._linger = seconds
+
     def close(self) -> None:
         self.flush()
-        self.transport.close()
+        linger, transport = self._linger, self.transport
+        if linger is None or transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        self._linger = None
+        self.is_closing = _closing  # to the protocol, closed from now on
+        transport.write_eof()
+        self._call_later(linger, transport.close)
 
     def abort(self) -> None:
         self._held = None
         self.transport.abort()
+
+
+def _closing() -> bool:
+    return True

@@ -88,6 +88,13 @@ class _HeadBounds:
     def _awaiting_head(self) -> bool:
         raise NotImplementedError
 
+    def _ending(self) -> bool:
+        """Whether the last request read asked to close the connection (``Connection: close``,
+        or HTTP/1.0): it is answered and the connection closed, and what the client sends after
+        it is not read as a request (RFC 9112, 9.6), so it can never turn that answer into an
+        error."""
+        raise NotImplementedError
+
     # --- the header-read deadline ----------------------------------------------------------------
     def _arm(self) -> None:
         """Start the deadline of a head: from now."""
@@ -141,6 +148,8 @@ class _HeadBounds:
         """Account for ``data`` before it is parsed; False when it is to be dropped."""
         if self._lingering:
             self._drop(data)
+            return False
+        if self._ending():
             return False
         if self._awaiting_head():
             if self._head_since is None:  # the next request on a kept-alive connection
@@ -211,6 +220,9 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
     def _awaiting_head(self) -> bool:
         return self.conn.their_state is h11.IDLE
 
+    def _ending(self) -> bool:
+        return self.conn.their_state is h11.MUST_CLOSE
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(JoiningTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm()
@@ -219,14 +231,19 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
         if self._head_data(data):
             super().data_received(data)
             self._head_parsed()
+            if self._ending():  # uvicorn closes after the answer: not before it is all read
+                self.transport.linger_on_close(LINGER_SECONDS)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn calls this when h11 refuses the head: say why, in JSON, with the right status."""
-        self._reject(self._head_error(msg))
+        """uvicorn calls this when h11 refuses the head: say why, in JSON, with the right status.
+        After a request that closes the connection, h11 refuses whatever follows it in the same
+        read: that is not answered (the request before it is)."""
+        if not self._ending():
+            self._reject(self._head_error(msg))
 
     def eof_received(self) -> bool | None:
         if self._lingering:
@@ -255,6 +272,8 @@ if HttpToolsProtocol is not None:
             self._fair_start = fair_start
             #: when this connection became ready for its next request (``fair_start.py``)
             self._readiness = 0
+            #: the last request read asked to close the connection (see ``_ending``)
+            self._ends = False
             self._in_head = True
             #: the scope extensions of this connection's requests (none while uvicorn's own
             #: access log is on: it is written in the ``send`` the one-message answer skips)
@@ -262,6 +281,9 @@ if HttpToolsProtocol is not None:
 
         def _awaiting_head(self) -> bool:
             return self._in_head
+
+        def _ending(self) -> bool:
+            return self._ends
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(JoiningTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -280,6 +302,8 @@ if HttpToolsProtocol is not None:
             # in _head_data, before parsing (so no per-header callback of ours either)
 
         def on_headers_complete(self) -> None:
+            if self._ends:  # a request after one that closes, in the same read: not served
+                return
             self._in_head = False
             # disarmed here, not after parsing: a whole request in one read has already set
             # _in_head again (on_message_complete) by the time data_received returns
@@ -301,10 +325,24 @@ if HttpToolsProtocol is not None:
                 else:
                     extensions[WHOLE_ANSWER] = {}
 
+        def on_body(self, body: bytes) -> None:
+            if not self._ends:  # else its body is not the current request's
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
+            if self._ends:
+                return
             super().on_message_complete()
             self._in_head = True  # what follows on this connection is the next request's head
             self._head_bytes = 0
+            cycle = self.cycle
+            if cycle is not None and not cycle.keep_alive:  # uvicorn closes after its answer
+                self._ends = True
+                self.transport.linger_on_close(LINGER_SECONDS)
+
+        def handle_upgrade(self) -> None:
+            if not self._ends:
+                super().handle_upgrade()
 
         def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
             """uvicorn (0.45 and later) starts each request here: with a :class:`FairStart`, at
@@ -323,8 +361,10 @@ if HttpToolsProtocol is not None:
             super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
-            """uvicorn calls this when httptools refuses the head: a JSON answer instead."""
-            self._reject(self._head_error(msg))
+            """uvicorn calls this when httptools refuses the head: a JSON answer instead (none
+            for what follows a request that closes the connection: that request is answered)."""
+            if not self._ends:
+                self._reject(self._head_error(msg))
 
         def eof_received(self) -> None:
             if self._lingering:
