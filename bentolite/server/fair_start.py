@@ -23,6 +23,7 @@ finds nothing new or the next requests); the order changes only among the reques
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from operator import itemgetter
 from typing import Any, Callable
@@ -41,10 +42,9 @@ class FairStart:
         #: (readiness, start, arguments) of each request read since the last flush
         self._pending: list[tuple[int, Callable[..., Any], tuple[Any, ...]]] = []
 
-    @staticmethod
-    def ready() -> int:
-        """A number for "now" in the order of readiness: the lower, the longer it has waited."""
-        return next(_READY)
+    #: a number for "now" in the order of readiness: the lower, the longer it has waited (a
+    #: partial of the builtin ``next``: a call of it runs no Python code)
+    ready: Callable[[], int] = functools.partial(next, _READY)
 
     def start(
         self, loop: asyncio.AbstractEventLoop, readiness: int, start: Callable[..., Any], *args: Any
@@ -60,17 +60,19 @@ class FairStart:
         pending.append((readiness, start, args))
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending = self._pending
+        self._pending = []
         if len(pending) > 1:
             pending.sort(key=_FIRST)
-        for index, (_, start, args) in enumerate(pending):
-            try:
+        entries = iter(pending)
+        try:
+            for _, start, args in entries:
                 start(*args)
-            except BaseException:
-                # the loop reports the error; the requests after this one still start, in order
-                rest = pending[index + 1 :]
-                if rest:
-                    if not self._pending and self._loop is not None:
-                        self._loop.call_soon(self._flush)
-                    self._pending[:0] = rest
-                raise
+        except BaseException:
+            # the loop reports the error; the requests after this one still start, in order
+            rest = list(entries)
+            if rest:
+                if not self._pending and self._loop is not None:
+                    self._loop.call_soon(self._flush)
+                self._pending[:0] = rest
+            raise

@@ -252,6 +252,8 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
 
 
 if HttpToolsProtocol is not None:
+    #: how uvicorn starts a request's task (what :class:`BoundedHttpToolsProtocol` hands on)
+    _uvicorn_start = getattr(HttpToolsProtocol, "_start_asgi_task", None)  # uvicorn 0.45 and later
 
     class BoundedHttpToolsProtocol(_HeadBounds, HttpToolsProtocol):
         """uvicorn's httptools protocol with the same head bounds as :class:`BoundedH11Protocol`."""
@@ -347,10 +349,11 @@ if HttpToolsProtocol is not None:
         def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
             """uvicorn (0.45 and later) starts each request here: with a :class:`FairStart`, at
             the end of the loop's turn, oldest-waiting connection first."""
-            if self._fair_start is None:
-                super()._start_asgi_task(cycle, app)
+            fair_start = self._fair_start
+            if fair_start is None:
+                _uvicorn_start(self, cycle, app)
             else:
-                self._fair_start.start(self.loop, self._readiness, super()._start_asgi_task, cycle, app)
+                fair_start.start(self.loop, self._readiness, _uvicorn_start, self, cycle, app)
 
         def on_response_complete(self) -> None:
             self._readiness = FairStart.ready()  # before uvicorn starts a pipelined request
