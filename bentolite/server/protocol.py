@@ -179,6 +179,13 @@ class _HeadBounds:
             )
         return BadInput("the request line or headers are not valid HTTP/1.1", detail=msg)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this when its parser (h11 or httptools) refuses the head: say why, in
+        JSON, with the right status. What follows a request that closes the connection is not
+        answered, even when the parser refuses it in the same read: that request is."""
+        if not self._ending():
+            self._reject(self._head_error(msg))
+
     def _reject(self, error: BentoliteError) -> None:
         """Answer ``error`` and close the connection, after reading what the client still sends."""
         status = error.http_status
@@ -189,11 +196,8 @@ class _HeadBounds:
         )
         self.transport.write(head % (status, _REASONS.get(status, b"Error"), len(body)) + body)
         self._lingering = True
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.loop.call_later(LINGER_SECONDS, self.transport.close)
-        else:
-            self.transport.close()
+        self.transport.linger_on_close(LINGER_SECONDS)
+        self.transport.close()
 
     def _drop(self, data: bytes) -> None:
         self._dropped += len(data)
@@ -237,13 +241,6 @@ class BoundedH11Protocol(_HeadBounds, H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
         super().connection_lost(exc)
-
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn calls this when h11 refuses the head: say why, in JSON, with the right status.
-        After a request that closes the connection, h11 refuses whatever follows it in the same
-        read: that is not answered (the request before it is)."""
-        if not self._ending():
-            self._reject(self._head_error(msg))
 
     def eof_received(self) -> bool | None:
         if self._lingering:
@@ -362,12 +359,6 @@ if HttpToolsProtocol is not None:
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_timer()
             super().connection_lost(exc)
-
-        def send_400_response(self, msg: str) -> None:
-            """uvicorn calls this when httptools refuses the head: a JSON answer instead (none
-            for what follows a request that closes the connection: that request is answered)."""
-            if not self._ends:
-                self._reject(self._head_error(msg))
 
         def eof_received(self) -> None:
             if self._lingering:
