@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,17 +37,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from serve_bench import (  # noqa: E402
-    CLI,
     ROWS,
     SERVE_DIR,
     SETTLE_SECONDS,
     WARMUP_SECONDS,
     WRK_CPU,
     Server,
+    bench_home,
+    bentolite_server,
     free_port,
     package_version,
     pinned,
-    write_model,
+    raw_server,
 )
 
 #: the raw app on uvicorn with bentolite's connection protocol (its default bounds)
@@ -171,38 +171,17 @@ def main() -> None:
         print(json.dumps(summary(client(int(port), path, int(connections), float(seconds)))))
         return
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bentolite-fairness-") as home_text:
-        home = Path(home_text)
-        model = home / "model.pkl"
-        write_model(model)
-        env = {**os.environ, "BENTOLITE_HOME": home_text, "PYTHONUNBUFFERED": "1", "IRIS_MODEL": str(model)}
+    with bench_home("bentolite-fairness-") as (_home, env):
         servers: list[Server] = []
         try:
-            ports = [free_port() for _ in range(3)]
-            raw_command = [sys.executable, "-m", "uvicorn", "raw_app:app", "--port", str(ports[0])]
+            servers.append(raw_server(env))
+            port = free_port()
             servers.append(
                 Server(
-                    "raw",
-                    [*raw_command, "--log-level", "warning", "--no-access-log"],
-                    ports[0],
-                    env,
-                    SERVE_DIR,
-                    "/readyz",
+                    "raw-fair", [sys.executable, "-c", FAIR_RAW, str(port)], port, env, SERVE_DIR, "/readyz"
                 )
             )
-            fair_command = [sys.executable, "-c", FAIR_RAW, str(ports[1])]
-            servers.append(Server("raw-fair", fair_command, ports[1], env, SERVE_DIR, "/readyz"))
-            bento_command = [*CLI, "serve", str(SERVE_DIR / "iris_service.py:svc"), "--port", str(ports[2])]
-            servers.append(
-                Server(
-                    "bentolite",
-                    [*bento_command, "--log-level", "warning"],
-                    ports[2],
-                    env,
-                    SERVE_DIR,
-                    "/readyz",
-                )
-            )
+            servers.append(bentolite_server(env, "bentolite", "--log-level", "warning"))
             names = ["raw ndarray", "raw ndarray, fair", "NdarrayInput"]
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
             for round_index in range(args.rounds):

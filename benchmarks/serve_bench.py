@@ -55,6 +55,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,6 +292,36 @@ def batch_stats(server: Server, api: str) -> tuple[float, float]:
     return value("bentolite_batch_size_sum"), value("bentolite_batch_size_count")
 
 
+@contextmanager
+def bench_home(prefix: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A temporary ``BENTOLITE_HOME`` holding the iris model every server loads, and the
+    environment the servers run in."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as home_text:
+        home = Path(home_text)
+        model = home / "model.pkl"
+        write_model(model)
+        yield (
+            home,
+            {**os.environ, "BENTOLITE_HOME": home_text, "PYTHONUNBUFFERED": "1", "IRIS_MODEL": str(model)},
+        )
+
+
+def raw_server(env: dict[str, str]) -> Server:
+    """The hand-written endpoint (``serve/raw_app.py``) on uvicorn, on a free port."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "raw_app:app", "--port", str(port)]
+    return Server(
+        "raw", [*command, "--log-level", "warning", "--no-access-log"], port, env, SERVE_DIR, "/readyz"
+    )
+
+
+def bentolite_server(env: dict[str, str], name: str, *options: str) -> Server:
+    """``bentolite serve`` of ``serve/iris_service.py`` with ``options``, on a free port."""
+    port = free_port()
+    command = [*CLI, "serve", str(SERVE_DIR / "iris_service.py:svc"), "--port", str(port), *options]
+    return Server(name, command, port, env, SERVE_DIR, "/readyz")
+
+
 def write_model(path: Path) -> None:
     """The iris SVC every server loads."""
     from sklearn import datasets, svm
@@ -366,43 +398,14 @@ def main() -> None:
     seconds = max(1, round(args.seconds))
     bentoml = find_bentoml(args.bentoml)
     fast_stack = all(package_version(name) != "absent" for name in ("httptools", "uvloop"))
-    with tempfile.TemporaryDirectory(prefix="bentolite-bench-") as home_text:
-        home = Path(home_text)
-        model = home / "model.pkl"
-        write_model(model)
-        env = {**os.environ, "BENTOLITE_HOME": home_text, "PYTHONUNBUFFERED": "1", "IRIS_MODEL": str(model)}
+    with bench_home("bentolite-bench-") as (home, env):
         servers: list[Server] = []
         try:
-            raw_port, bento_port = free_port(), free_port()
-            raw = Server(
-                "raw",
-                [sys.executable, "-m", "uvicorn", "raw_app:app", "--port", str(raw_port)]
-                + ["--log-level", "warning", "--no-access-log"],
-                raw_port,
-                env,
-                SERVE_DIR,
-                "/readyz",
-            )
+            raw = raw_server(env)
             servers.append(raw)
-            bento = Server(
-                "bentolite",
-                [*CLI, "serve", str(SERVE_DIR / "iris_service.py:svc"), "--port", str(bento_port)]
-                + ["--log-level", "warning"],
-                bento_port,
-                env,
-                SERVE_DIR,
-                "/readyz",
-            )
+            bento = bentolite_server(env, "bentolite", "--log-level", "warning")
             servers.append(bento)
-            logged_port = free_port()
-            logged = Server(
-                "bentolite-logged",
-                [*CLI, "serve", str(SERVE_DIR / "iris_service.py:svc"), "--port", str(logged_port)],
-                logged_port,
-                env,
-                SERVE_DIR,
-                "/readyz",
-            )
+            logged = bentolite_server(env, "bentolite-logged")
             servers.append(logged)
             rows = post_script(home, "rows", ROWS)
             sides = [
